@@ -1,0 +1,34 @@
+# Every target installs what it needs: a virtual environment with the pinned packages,
+# then Delta's jars resolved once from Maven Central into .local/ivy (offline after that).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+SF ?= 0.01
+
+export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
+
+.PHONY: setup demo test bench dev clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+	$(BIN)/python -m scripts.setup_local
+
+demo: setup
+	$(BIN)/python -m scripts.demo
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m scripts.bench --scale-factor $(SF)
+
+dev: setup
+	$(BIN)/dagster dev --host 127.0.0.1
+
+clean:
+	rm -rf .local $(VENV)

@@ -1,0 +1,19 @@
+"""`python -m jobs.entrypoint <schema.table>`: the process a runner starts for one table."""
+
+import sys
+
+from jobs.registry import discover_tables
+from jobs.runtime import run_table
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        sys.exit("usage: python -m jobs.entrypoint <schema.table>")
+    tables = discover_tables()
+    if argv[1] not in tables:
+        sys.exit(f"unknown table {argv[1]}; declared tables: {', '.join(sorted(tables))}")
+    run_table(tables[argv[1]])
+
+
+if __name__ == "__main__":
+    main(sys.argv)

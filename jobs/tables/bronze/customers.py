@@ -1,0 +1,36 @@
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.columns import select_typed
+from jobs.table import LandingFiles, Merge, Table
+
+CUSTOMER_COLUMNS = {
+    "c_custkey": "bigint",
+    "c_name": "string",
+    "c_address": "string",
+    "c_nationkey": "bigint",
+    "c_phone": "string",
+    "c_acctbal": "decimal(15,2)",
+    "c_mktsegment": "string",
+}
+NATION_COLUMNS = {"n_nationkey": "bigint", "n_name": "string"}
+
+
+def transform(customer: DataFrame, nation: DataFrame) -> DataFrame:
+    customers = select_typed(customer, CUSTOMER_COLUMNS)
+    nations = select_typed(nation, NATION_COLUMNS)
+    return (
+        customers.join(nations, customers.c_nationkey == nations.n_nationkey, "left")
+        .withColumn("c_nation", F.col("n_name"))
+        .drop("n_nationkey", "n_name")
+    )
+
+
+TABLE = Table(
+    name="bronze.customers",
+    inputs={"customer": LandingFiles("customer"), "nation": LandingFiles("nation")},
+    transform=transform,
+    # Customers change in place upstream: upsert on the key keeps one row per customer.
+    write=Merge(keys=("c_custkey",)),
+    description="TPC-H customers with their nation's name.",
+)

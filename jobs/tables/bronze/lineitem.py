@@ -1,0 +1,36 @@
+from pyspark.sql import DataFrame
+
+from jobs.columns import select_typed
+from jobs.table import LandingFiles, Overwrite, Table
+
+COLUMNS = {
+    "l_orderkey": "bigint",
+    "l_partkey": "bigint",
+    "l_suppkey": "bigint",
+    "l_linenumber": "int",
+    "l_quantity": "decimal(15,2)",
+    "l_extendedprice": "decimal(15,2)",
+    "l_discount": "decimal(15,2)",
+    "l_tax": "decimal(15,2)",
+    "l_returnflag": "string",
+    "l_linestatus": "string",
+    "l_shipdate": "date",
+    "l_commitdate": "date",
+    "l_receiptdate": "date",
+    "l_shipinstruct": "string",
+    "l_shipmode": "string",
+    "l_comment": "string",
+}
+
+
+def transform(lineitem: DataFrame) -> DataFrame:
+    return select_typed(lineitem, COLUMNS)
+
+
+TABLE = Table(
+    name="bronze.lineitem",
+    inputs={"lineitem": LandingFiles("lineitem")},
+    transform=transform,
+    write=Overwrite(),
+    description="TPC-H line items as landed, with typed columns.",
+)

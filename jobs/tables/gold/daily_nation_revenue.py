@@ -1,0 +1,25 @@
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.table import Overwrite, Table
+
+
+def transform(order_lines: DataFrame) -> DataFrame:
+    return (
+        order_lines.groupBy("order_date", "nation")
+        .agg(
+            F.sum("net_revenue").cast("decimal(18,2)").alias("revenue"),
+            F.countDistinct("order_key").alias("order_count"),
+            F.count(F.lit(1)).alias("line_count"),
+        )
+        .select("order_date", "nation", "revenue", "order_count", "line_count")
+    )
+
+
+TABLE = Table(
+    name="gold.daily_nation_revenue",
+    inputs={"order_lines": "silver.order_lines"},
+    transform=transform,
+    write=Overwrite(),
+    description="Revenue, distinct orders and line items per order date and nation.",
+)

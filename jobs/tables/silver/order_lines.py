@@ -1,0 +1,33 @@
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.table import Overwrite, Table
+
+
+def transform(orders: DataFrame, lineitem: DataFrame, customers: DataFrame) -> DataFrame:
+    net_revenue = F.col("l_extendedprice") * (F.lit(1) - F.col("l_discount"))
+    return (
+        lineitem.join(orders, lineitem.l_orderkey == orders.o_orderkey, "inner")
+        .join(customers, orders.o_custkey == customers.c_custkey, "left")
+        .select(
+            F.col("l_orderkey").alias("order_key"),
+            F.col("l_linenumber").alias("line_number"),
+            F.col("o_orderdate").alias("order_date"),
+            F.col("o_custkey").alias("customer_key"),
+            F.col("c_nation").alias("nation"),
+            net_revenue.cast("decimal(18,4)").alias("net_revenue"),
+        )
+    )
+
+
+TABLE = Table(
+    name="silver.order_lines",
+    inputs={
+        "orders": "bronze.orders",
+        "lineitem": "bronze.lineitem",
+        "customers": "bronze.customers",
+    },
+    transform=transform,
+    write=Overwrite(),
+    description="One row per line item with its order date, customer, nation and net revenue.",
+)

@@ -1,0 +1,1 @@
+"""Dagster definitions built from the table declarations in jobs/. Never touches Spark."""

@@ -1,0 +1,39 @@
+"""Runs a table's job on this machine: a Dagster Pipes subprocess with local Spark."""
+
+import sys
+
+import dagster as dg
+
+from resources.local_spark import local_spark_conf
+from resources.paths import PROJECT_DIR
+
+
+class LocalSparkRunner(dg.ConfigurableResource):
+    """Runs `python -m jobs.entrypoint <schema.table>` through `PipesSubprocessClient`."""
+
+    warehouse_dir: str
+    landing_dir: str
+    spark_threads: int = 1
+    driver_memory: str = "1g"
+    shuffle_partitions: int = 4
+
+    def run(
+        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
+    ) -> dg.MaterializeResult:
+        """Build the asset's table, reading each input table at the Delta version given."""
+        catalog, schema, table = context.asset_key.path
+        extras = {
+            "catalog": catalog,
+            "warehouse_dir": self.warehouse_dir,
+            "landing_dir": self.landing_dir,
+            "input_versions": input_versions,
+            "spark_conf": local_spark_conf(
+                self.spark_threads, self.driver_memory, self.shuffle_partitions
+            ),
+        }
+        client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env={"SPARK_LOCAL_IP": "127.0.0.1"})
+        return client.run(
+            command=[sys.executable, "-m", "jobs.entrypoint", f"{schema}.{table}"],
+            context=context,
+            extras=extras,
+        ).get_materialize_result()

@@ -1,0 +1,20 @@
+"""The project's local directories; each overridable by an environment variable."""
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+LOCAL_DIR = PROJECT_DIR / ".local"
+
+
+def local_dir(env_var: str, default_name: str) -> str:
+    """`$env_var` if set, else `.local/<default_name>` in the project."""
+    return os.environ.get(env_var) or str(LOCAL_DIR / default_name)
+
+
+def warehouse_dir() -> str:
+    return local_dir("PLATFORM_WAREHOUSE_DIR", "warehouse")
+
+
+def landing_dir() -> str:
+    return local_dir("PLATFORM_LANDING_DIR", "landing")
