@@ -1,0 +1,140 @@
+"""`make bench SF=<scale>`: the whole graph through Dagster against the floor.
+
+The floor is the same five builds (same reads, transforms and Delta writes) in one warm
+Spark session in one process. Prints wall times, their ratio, and peak memory (summed RSS
+of each process tree: Dagster, step processes and their Spark JVMs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from resources.paths import LOCAL_DIR
+from scripts.landing import generate_landing
+
+
+class PeakMemory:
+    """Samples the summed RSS of a process and all its descendants until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        self.root, self.interval, self.peak = psutil.Process(pid), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                for process in [self.root, *self.root.children(recursive=True)]:
+                    total += process.memory_info().rss
+            except psutil.Error:
+                pass  # a process ended between listing and reading
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run `command`; return wall seconds, peak tree RSS in bytes, and its stdout."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = PeakMemory(process.pid)
+    stdout, stderr = process.communicate()
+    elapsed, peak = time.monotonic() - started, memory.stop()
+    if process.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{stderr[-5000:]}")
+    return elapsed, peak, stdout
+
+
+def dagster_graph(work: Path, landing: Path) -> tuple[float, int]:
+    import os
+
+    from scripts.runs import DEFINITIONS_MODULE
+
+    home, warehouse = work / "dagster_home", work / "warehouse_dagster"
+    home.mkdir(parents=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
+           "PLATFORM_LANDING_DIR": str(landing)}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    elapsed, peak, _ = timed(
+        [dagster, "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", "*"], env
+    )
+    return elapsed, peak
+
+
+def floor(work: Path, landing: Path, threads: int) -> dict:
+    """Build every table in dependency order in this process's one Spark session."""
+    import graphlib
+
+    from pyspark.sql import SparkSession
+
+    from jobs.registry import discover_tables
+    from jobs.runtime import build_table
+    from jobs.warehouse import Warehouse
+    from resources.local_spark import local_spark_conf
+
+    started = time.monotonic()
+    spark = SparkSession.builder.config(map=local_spark_conf(threads=threads)).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    warm = time.monotonic()
+    warehouse = Warehouse(str(work / "warehouse_floor"), "main", str(landing))
+    tables = discover_tables()
+    order = graphlib.TopologicalSorter(
+        {name: set(t.table_inputs.values()) for name, t in tables.items()}
+    ).static_order()
+    for name in order:
+        build_table(spark, warehouse, tables[name], {})
+    return {"startup": warm - started, "builds": time.monotonic() - warm}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale-factor", type=float, default=0.01)
+    parser.add_argument("--floor-only", type=Path, help=argparse.SUPPRESS)  # the floor's own process
+    parser.add_argument("--threads", type=int, default=2, help="Spark threads of the floor session")
+    args = parser.parse_args()
+    bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
+    landing = bench / "landing"
+    if args.floor_only:
+        print(json.dumps(floor(args.floor_only, landing, args.threads)))
+        return
+
+    if not (landing / "lineitem").is_dir():
+        generate_landing(landing, args.scale_factor)
+    work = bench / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    dagster_seconds, dagster_peak = dagster_graph(work, landing)
+    floor_seconds, floor_peak, out = timed(
+        [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor),
+         "--threads", str(args.threads), "--floor-only", str(work)]
+    )
+    builds = json.loads(out.strip().splitlines()[-1])
+    gib = 1024**3
+    print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores)")
+    print(f"  whole graph through Dagster (CLI, 5 Pipes jobs): {dagster_seconds:7.1f} s  "
+          f"peak RSS {dagster_peak / gib:.2f} GiB")
+    print(f"  floor: one process, one Spark session ({args.threads} threads): "
+          f"{floor_seconds:7.1f} s  peak RSS {floor_peak / gib:.2f} GiB")
+    print(f"    of which session start {builds['startup']:.1f} s, five builds warm {builds['builds']:.1f} s")
+    print(f"  ratio Dagster / floor: {dagster_seconds / floor_seconds:.2f} (whole process), "
+          f"{dagster_seconds / builds['builds']:.2f} (warm builds only)")
+
+
+if __name__ == "__main__":
+    main()

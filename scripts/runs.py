@@ -1,0 +1,89 @@
+"""Materialize tables through the Dagster CLI, and read back what a run did."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+
+from resources.paths import PROJECT_DIR
+
+DEFINITIONS_MODULE = "platform_assets.definitions"
+
+
+def materialize(selection: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`dagster asset materialize --select <selection>` from the project root, output captured."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection],
+        cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
+        capture_output=True, text=True,
+    )
+
+
+def latest_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    return instance.get_runs(limit=1)[0]
+
+
+@dataclass(frozen=True)
+class TableRun:
+    """One table's materialization in a run."""
+
+    table: str
+    delta_version: int
+    row_count: int
+    input_versions: dict[str, int]
+    spark_seconds: float
+    step_seconds: float
+
+
+def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Step key -> (start, end) wall-clock timestamps, for steps that finished."""
+    starts, ends = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            ends[event.step_key] = entry.timestamp
+    return {step: (starts[step], ends[step]) for step in ends if step in starts}
+
+
+def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
+    """What each table materialized in the run wrote, in the order they landed."""
+    times = step_times(instance, run_id)
+    rows = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = entry.asset_materialization
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        step = entry.dagster_event.step_key
+        start, end = times.get(step, (entry.timestamp, entry.timestamp))
+        rows.append(TableRun(
+            table=".".join(materialization.asset_key.path),
+            delta_version=int(metadata["delta_version"]),
+            row_count=int(metadata["dagster/row_count"]),
+            input_versions=dict(metadata.get("input_versions") or {}),
+            spark_seconds=float(metadata["spark_seconds"]),
+            step_seconds=end - start,
+        ))
+    return rows
+
+
+def format_table_runs(rows: list[TableRun]) -> str:
+    """A plain-text table: one line per table."""
+    header = f"{'table':<32} {'version':>7} {'rows':>10} {'seconds':>8}  inputs read (Delta version)"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        inputs = ", ".join(f"{name}@v{v}" for name, v in sorted(row.input_versions.items()))
+        lines.append(
+            f"{row.table:<32} {row.delta_version:>7} {row.row_count:>10} "
+            f"{row.step_seconds:>8.1f}  {inputs or 'landing files'}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""Whole runs: the graph through the Dagster CLI, then reruns and failures with materialize()."""
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from platform_assets.definitions import build_definitions
+from resources.local_runner import LocalSparkRunner
+from scripts.runs import format_table_runs, latest_run, materialize, step_times, table_runs
+
+TABLES = [
+    "main.bronze.orders", "main.bronze.lineitem", "main.bronze.customers",
+    "main.silver.order_lines", "main.gold.daily_nation_revenue",
+]
+
+
+@dataclass
+class Platform:
+    instance: dg.DagsterInstance
+    warehouse: Path
+    landing: str
+    first_run_id: str
+
+    def delta(self, table: str) -> DeltaTable:
+        return DeltaTable(str(self.warehouse.joinpath(*table.split("."))))
+
+    def latest_metadata(self, table: str) -> dict:
+        event = self.instance.get_latest_materialization_event(dg.AssetKey(table.split(".")))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    def materialize(self, selection: dg.AssetSelection, landing: str | None = None):
+        """Run `selection` in process on local resources, recorded in this platform's instance."""
+        runner = LocalSparkRunner(warehouse_dir=str(self.warehouse), landing_dir=landing or self.landing)
+        defs = build_definitions()
+        return dg.materialize(
+            list(defs.assets), selection=selection, instance=self.instance,
+            resources={"runner": runner}, raise_on_error=False,
+        )
+
+
+def key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, landing) -> Platform:
+    """Every table materialized once with `dagster asset materialize --select '*'`."""
+    root = tmp_path_factory.mktemp("platform")
+    home, warehouse = root / "dagster_home", root / "warehouse"
+    home.mkdir()
+    result = materialize("*", env={
+        "DAGSTER_HOME": str(home),
+        "PLATFORM_WAREHOUSE_DIR": str(warehouse),
+        "PLATFORM_LANDING_DIR": landing,
+    })
+    assert result.returncode == 0, result.stderr[-5000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield Platform(instance, warehouse, landing, latest_run(instance).run_id)
+
+
+def test_gold_matches_an_independent_computation_over_the_landing_files(platform):
+    gold = platform.delta("main.gold.daily_nation_revenue").to_pyarrow_table()
+    landed = {name: pq.read_table(f"{platform.landing}/{name}") for name in
+              ("orders", "lineitem", "customer", "nation")}
+    expected = duckdb.sql(
+        """
+        select o_orderdate as order_date, n_name as nation,
+               round(sum(l_extendedprice * (1 - l_discount)), 2)::decimal(18,2) as revenue,
+               count(distinct o_orderkey) as order_count, count(*) as line_count
+        from lineitem join orders on l_orderkey = o_orderkey
+        left join customer on o_custkey = c_custkey
+        left join nation on c_nationkey = n_nationkey
+        group by all
+        """,
+        connection=_with_tables(landed),
+    ).to_arrow_table()
+
+    assert gold.schema.names == ["order_date", "nation", "revenue", "order_count", "line_count"]
+    assert gold.schema.field("revenue").type == pa.decimal128(18, 2)
+    assert gold.num_rows == expected.num_rows > 0
+    assert sorted(gold.to_pylist(), key=_row_key) == sorted(expected.to_pylist(), key=_row_key)
+
+
+def test_bronze_tables_overlap_and_silver_starts_after_all_of_them(platform):
+    times = step_times(platform.instance, platform.first_run_id)
+    bronze = [times[f"main__bronze__{t}"] for t in ("orders", "lineitem", "customers")]
+    silver_start, silver_end = times["main__silver__order_lines"]
+    gold_start, _ = times["main__gold__daily_nation_revenue"]
+
+    assert max(start for start, _ in bronze) < min(end for _, end in bronze)
+    assert silver_start >= max(end for _, end in bronze)
+    assert gold_start >= silver_end
+
+
+def test_every_materialization_reports_its_delta_commit(platform):
+    rows = {row.table: row for row in table_runs(platform.instance, platform.first_run_id)}
+    assert set(rows) == set(TABLES)
+
+    for table in TABLES:
+        delta = platform.delta(table)
+        metadata = platform.latest_metadata(table)
+        assert metadata["delta_version"] == delta.version()
+        assert metadata["dagster/row_count"] == delta.to_pyarrow_table().num_rows
+        assert metadata["files_written"] >= 1 and metadata["bytes_written"] > 0
+        assert [c.name for c in metadata["dagster/column_schema"].columns] == delta.schema().to_arrow().names
+        assert metadata["ran_on"].startswith("local process")
+        assert metadata["spark_seconds"] > 0
+        event = platform.instance.get_latest_materialization_event(key(table))
+        assert event.asset_materialization.tags["dagster/data_version"] == str(delta.version())
+    silver_inputs = platform.latest_metadata("main.silver.order_lines")["input_versions"]
+    assert set(silver_inputs) == {"main.bronze.orders", "main.bronze.lineitem", "main.bronze.customers"}
+    assert "main.gold.daily_nation_revenue" in format_table_runs(list(rows.values()))
+
+
+def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(platform, spark):
+    orders_before = platform.latest_metadata("main.bronze.orders")["delta_version"]
+    lineitem = platform.latest_metadata("main.bronze.lineitem")
+    # Another writer appends to bronze.lineitem behind Dagster's back.
+    lineitem_path = str(platform.warehouse / "main" / "bronze" / "lineitem")
+    spark.read.format("delta").load(lineitem_path).limit(5).write.format("delta").mode("append").save(lineitem_path)
+
+    rewrite = platform.materialize(dg.AssetSelection.assets(key("main.bronze.orders")))
+    rerun = platform.materialize(dg.AssetSelection.assets(key("main.silver.order_lines")))
+
+    assert rewrite.success and rerun.success
+    inputs = platform.latest_metadata("main.silver.order_lines")["input_versions"]
+    assert inputs["main.bronze.orders"] == orders_before + 1
+    assert inputs["main.bronze.lineitem"] == lineitem["delta_version"]
+    assert platform.delta("main.bronze.lineitem").version() == lineitem["delta_version"] + 1
+    assert platform.latest_metadata("main.silver.order_lines")["dagster/row_count"] == lineitem["dagster/row_count"]
+
+
+def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
+    landing = _copy_landing(platform.landing, tmp_path)
+    bad_orders = pq.read_table(f"{landing}/orders").set_column(
+        4, "o_orderdate", pa.array(["not-a-date"] * pq.read_metadata(f"{landing}/orders/orders.1.parquet").num_rows)
+    )
+    pq.write_table(bad_orders, f"{landing}/orders/orders.1.parquet")
+    orders = platform.delta("main.bronze.orders")
+    version_before, rows_before = orders.version(), orders.to_pyarrow_table().num_rows
+
+    result = platform.materialize(
+        dg.AssetSelection.assets(key("main.bronze.orders")).downstream(), landing=landing
+    )
+
+    assert not result.success
+    materialized = {".".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
+    assert materialized == set()
+    orders = platform.delta("main.bronze.orders")
+    assert (orders.version(), orders.to_pyarrow_table().num_rows) == (version_before, rows_before)
+    errors = _errors(platform.instance, result.run_id)
+    assert "while building table main.bronze.orders" in errors
+    assert "not-a-date" in errors and "jobs/runtime.py" in errors  # the job's own traceback
+
+
+def test_missing_landing_files_fail_with_the_path(platform, tmp_path):
+    landing = _copy_landing(platform.landing, tmp_path)
+    shutil.rmtree(f"{landing}/nation")
+
+    result = platform.materialize(dg.AssetSelection.assets(key("main.bronze.customers")), landing=landing)
+
+    assert not result.success
+    assert f"no *.parquet in {landing}/nation" in _errors(platform.instance, result.run_id)
+
+
+def _copy_landing(landing: str, tmp_path: Path) -> str:
+    copy = tmp_path / "landing"
+    shutil.copytree(landing, copy)
+    return str(copy)
+
+
+def _errors(instance: dg.DagsterInstance, run_id: str) -> str:
+    """Every error the run's event log holds, with tracebacks, as one text."""
+    texts = []
+    for entry in instance.all_logs(run_id):
+        data = getattr(entry.dagster_event, "event_specific_data", None)
+        error = getattr(data, "error", None)
+        if error is not None:
+            texts.append(error.to_string())
+    return "\n".join(texts)
+
+
+def _with_tables(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    for name, table in tables.items():
+        connection.register(name, table)
+    return connection
+
+
+def _row_key(row: dict) -> tuple:
+    return (row["order_date"], row["nation"] or "")
