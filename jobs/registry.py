@@ -41,6 +41,12 @@ def discover_tables(package: str = TABLES_PACKAGE) -> dict[str, Table]:
     return tables
 
 
+def build_order(tables: dict[str, Table]) -> list[str]:
+    """Table names, each after every table it reads; raises graphlib.CycleError on a cycle."""
+    graph = {name: set(table.table_inputs.values()) for name, table in tables.items()}
+    return list(graphlib.TopologicalSorter(graph).static_order())
+
+
 def validate_tables(tables: dict[str, Table]) -> None:
     """Raise DeclarationError for bad names, unknown inputs, mismatched transforms or a cycle."""
     for table in tables.values():
@@ -57,11 +63,8 @@ def validate_tables(tables: dict[str, Table]) -> None:
             )
         if isinstance(table.write, Merge) and not table.write.keys:
             raise DeclarationError(f"{where}: Merge needs at least one key column")
-    sorter = graphlib.TopologicalSorter(
-        {name: set(table.table_inputs.values()) for name, table in tables.items()}
-    )
     try:
-        sorter.prepare()
+        build_order(tables)
     except graphlib.CycleError as error:
         cycle = error.args[1]
         modules = ", ".join(sorted({tables[name].module for name in cycle}))

@@ -107,7 +107,7 @@ def _report(
         "location": {"raw_value": warehouse.table_path(table.name), "type": "path"},
         "spark_startup_seconds": round(startup, 3),
         "spark_seconds": round(work, 3),
-        "ran_on": f"local process {os.getpid()} on {socket.gethostname()}",
+        "ran_on": f"{pipes.extras['ran_on']} {os.getpid()} on {socket.gethostname()}",
     }
     if build.landing_paths:
         metadata["landing_paths"] = {"raw_value": build.landing_paths, "type": "json"}

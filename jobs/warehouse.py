@@ -42,7 +42,7 @@ class Warehouse:
             raise FileNotFoundError(
                 f"input table {self.full_name(name)} does not exist at {path}: materialize it first"
             )
-        return DeltaTable.forPath(spark, path).history(1).first()["version"]
+        return _last_commit(spark, path).version
 
     def read_table(self, spark: SparkSession, name: str, version: int) -> DataFrame:
         """The table exactly as it was at `version`."""
@@ -72,13 +72,10 @@ class Warehouse:
                 .execute()
             )
         else:
-            # A Merge into a table that does not exist yet creates it.
+            # Delta cannot merge into a table that does not exist: the first Merge creates it.
             spark_mode = "append" if isinstance(mode, Append) else "overwrite"
             df.write.format("delta").mode(spark_mode).save(path)
         return _last_commit(spark, path)
-
-    def row_count(self, spark: SparkSession, name: str, version: int) -> int:
-        return self.read_table(spark, name, version).count()
 
 
 def _last_commit(spark: SparkSession, path: str) -> Commit:

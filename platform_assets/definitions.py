@@ -11,35 +11,29 @@ Settings (environment variables, all optional):
 
 import dagster as dg
 
-from jobs.registry import discover_tables
+from jobs.registry import TABLES_PACKAGE, discover_tables
 from platform_assets.table_assets import table_assets
 from resources.local_runner import LocalSparkRunner
-from resources.paths import landing_dir, warehouse_dir
 
 
 def setting(name: str, default: str) -> str:
     return dg.EnvVar(name).get_value(default) or default
 
 
-def build_definitions() -> dg.Definitions:
-    """Definitions for the declared tables, configured from the environment."""
+def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
+    """Definitions for the tables declared under `tables_package`, configured from the environment."""
     catalog = setting("PLATFORM_CATALOG", "main")
-    assets = table_assets(discover_tables(), catalog)
-    runner = LocalSparkRunner(
-        warehouse_dir=warehouse_dir(),
-        landing_dir=landing_dir(),
-        spark_threads=int(setting("PLATFORM_SPARK_THREADS", "1")),
-        driver_memory=setting("PLATFORM_SPARK_MEMORY", "1g"),
-    )
-    # A step mostly waits on its Spark process, so the cap is set by what the machine's
-    # memory holds, not by its core count (Dagster's default).
+    assets = table_assets(discover_tables(tables_package), catalog)
+    # Dagster's default caps parallel steps at the core count, but a step mostly waits on its
+    # Spark process: the cap is a fixed default to tune by memory (a local job's process tree
+    # peaks near 1 GiB; see the README's benchmark).
     executor = dg.multiprocess_executor.configured(
         {"max_concurrent": int(setting("PLATFORM_MAX_PARALLEL_JOBS", "4"))}
     )
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
-        resources={"runner": runner},
+        resources={"runner": LocalSparkRunner.from_env()},
         executor=executor,
     )
 

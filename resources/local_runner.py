@@ -1,11 +1,12 @@
 """Runs a table's job on this machine: a Dagster Pipes subprocess with local Spark."""
 
+import os
 import sys
 
 import dagster as dg
 
 from resources.local_spark import local_spark_conf
-from resources.paths import PROJECT_DIR
+from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
 
 
 class LocalSparkRunner(dg.ConfigurableResource):
@@ -17,12 +18,24 @@ class LocalSparkRunner(dg.ConfigurableResource):
     driver_memory: str = "1g"
     shuffle_partitions: int = 4
 
+    @classmethod
+    def from_env(cls) -> "LocalSparkRunner":
+        """Paths from PLATFORM_WAREHOUSE_DIR / PLATFORM_LANDING_DIR, Spark from
+        PLATFORM_SPARK_THREADS / PLATFORM_SPARK_MEMORY; the defaults above where unset."""
+        spark = {}
+        if os.environ.get("PLATFORM_SPARK_THREADS"):
+            spark["spark_threads"] = int(os.environ["PLATFORM_SPARK_THREADS"])
+        if os.environ.get("PLATFORM_SPARK_MEMORY"):
+            spark["driver_memory"] = os.environ["PLATFORM_SPARK_MEMORY"]
+        return cls(warehouse_dir=warehouse_dir(), landing_dir=landing_dir(), **spark)
+
     def run(
         self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
     ) -> dg.MaterializeResult:
         """Build the asset's table, reading each input table at the Delta version given."""
         catalog, schema, table = context.asset_key.path
         extras = {
+            "ran_on": "local process",
             "catalog": catalog,
             "warehouse_dir": self.warehouse_dir,
             "landing_dir": self.landing_dir,
@@ -31,6 +44,7 @@ class LocalSparkRunner(dg.ConfigurableResource):
                 self.spark_threads, self.driver_memory, self.shuffle_partitions
             ),
         }
+        # SPARK_LOCAL_IP keeps Spark from resolving the host name to pick an address at start.
         client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env={"SPARK_LOCAL_IP": "127.0.0.1"})
         return client.run(
             command=[sys.executable, "-m", "jobs.entrypoint", f"{schema}.{table}"],

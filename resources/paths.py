@@ -8,8 +8,9 @@ LOCAL_DIR = PROJECT_DIR / ".local"
 
 
 def local_dir(env_var: str, default_name: str) -> str:
-    """`$env_var` if set, else `.local/<default_name>` in the project."""
-    return os.environ.get(env_var) or str(LOCAL_DIR / default_name)
+    """`$env_var` if set, else `.local/<default_name>` in the project; always absolute, since
+    the orchestrator and its job processes run from different working directories."""
+    return str(Path(os.environ.get(env_var) or LOCAL_DIR / default_name).resolve())
 
 
 def warehouse_dir() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import psutil
 
 from resources.paths import LOCAL_DIR
 from scripts.landing import generate_landing
+from scripts.runs import materialize_command
 
 
 class PeakMemory:
@@ -61,28 +63,20 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 
 def dagster_graph(work: Path, landing: Path) -> tuple[float, int]:
-    import os
-
-    from scripts.runs import DEFINITIONS_MODULE
-
+    """Materialize every table with the Dagster CLI into a fresh instance and warehouse."""
     home, warehouse = work / "dagster_home", work / "warehouse_dagster"
     home.mkdir(parents=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
            "PLATFORM_LANDING_DIR": str(landing)}
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    elapsed, peak, _ = timed(
-        [dagster, "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", "*"], env
-    )
+    elapsed, peak, _ = timed(materialize_command("*"), env)
     return elapsed, peak
 
 
 def floor(work: Path, landing: Path, threads: int) -> dict:
     """Build every table in dependency order in this process's one Spark session."""
-    import graphlib
-
     from pyspark.sql import SparkSession
 
-    from jobs.registry import discover_tables
+    from jobs.registry import build_order, discover_tables
     from jobs.runtime import build_table
     from jobs.warehouse import Warehouse
     from resources.local_spark import local_spark_conf
@@ -93,10 +87,7 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     warm = time.monotonic()
     warehouse = Warehouse(str(work / "warehouse_floor"), "main", str(landing))
     tables = discover_tables()
-    order = graphlib.TopologicalSorter(
-        {name: set(t.table_inputs.values()) for name, t in tables.items()}
-    ).static_order()
-    for name in order:
+    for name in build_order(tables):
         build_table(spark, warehouse, tables[name], {})
     return {"startup": warm - started, "builds": time.monotonic() - warm}
 

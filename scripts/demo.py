@@ -7,28 +7,32 @@ import time
 import dagster as dg
 
 from resources.paths import landing_dir
-from scripts.landing import DATASETS, generate_landing
+from scripts.landing import generate_landing, has_landing
 from scripts.runs import format_table_runs, latest_run, materialize, table_runs
 
 
 def main() -> int:
     landing = landing_dir()
     scale_factor = float(os.environ.get("PLATFORM_SCALE_FACTOR", "0.01"))
-    if not all(os.path.isdir(os.path.join(landing, name)) for name in DATASETS):
+    if not has_landing(landing):
         print(f"generating TPC-H landing data, scale factor {scale_factor}, into {landing}")
         generate_landing(landing, scale_factor)
 
     print("materializing every table: dagster asset materialize --select '*'")
-    started = time.monotonic()
-    result = materialize("*")
-    elapsed = time.monotonic() - started
     with dg.DagsterInstance.get() as instance:
+        previous = latest_run(instance)
+        started = time.monotonic()
+        result = materialize("*")
+        elapsed = time.monotonic() - started
         run = latest_run(instance)
+        if result.returncode != 0:
+            print(result.stdout[-5000:], result.stderr[-5000:], sep="\n", file=sys.stderr)
+        if run is None or (previous is not None and run.run_id == previous.run_id):
+            print("no run was started", file=sys.stderr)
+            return result.returncode or 1
         print(f"\nrun {run.run_id}: {run.status.value} in {elapsed:.1f} s "
               f"(Dagster home {instance.root_directory})\n")
         print(format_table_runs(table_runs(instance, run.run_id)))
-    if result.returncode != 0:
-        print(result.stdout[-5000:], result.stderr[-5000:], sep="\n", file=sys.stderr)
     return result.returncode
 
 

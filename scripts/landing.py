@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +14,17 @@ def generate_landing(landing_dir: str | Path, scale_factor: float) -> Path:
     landing = Path(landing_dir)
     landing.mkdir(parents=True, exist_ok=True)
     tpchgen = Path(sys.executable).with_name("tpchgen-cli")
+    if not tpchgen.exists():
+        raise FileNotFoundError(f"tpchgen-cli not found next to {sys.executable}: run `make setup`")
     subprocess.run(
-        [str(tpchgen if tpchgen.exists() else shutil.which("tpchgen-cli")), "parquet",
+        [str(tpchgen), "parquet",
          "--scale-factor", str(scale_factor), "--tables", ",".join(DATASETS),
          "--parts", "1", "--output-dir", str(landing), "--overwrite"],
         check=True,
     )
     return landing
+
+
+def has_landing(landing_dir: str | Path) -> bool:
+    """Whether every dataset has its parquet files (an interrupted generation has not)."""
+    return all(any(Path(landing_dir, name).glob("*.parquet")) for name in DATASETS)

@@ -9,25 +9,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from resources.paths import PROJECT_DIR
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
 
 
-def materialize(selection: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`dagster asset materialize --select <selection>` from the project root, output captured."""
+def materialize_command(selection: str) -> list[str]:
+    """`dagster asset materialize` of `selection` in this project's code location."""
     dagster = Path(sys.executable).with_name("dagster")
+    return [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection]
+
+
+def materialize(selection: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `materialize_command(selection)` from the project root, output captured."""
     return subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection],
-        cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
+        materialize_command(selection), cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
         capture_output=True, text=True,
     )
 
 
-def latest_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
-    return instance.get_runs(limit=1)[0]
+def latest_run(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
+    runs = instance.get_runs(limit=1)
+    return runs[0] if runs else None
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,9 @@ def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[flo
         event = entry.dagster_event
         if event is None:
             continue
-        if event.event_type == DagsterEventType.STEP_START:
+        if event.event_type == dg.DagsterEventType.STEP_START:
             starts[event.step_key] = entry.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             ends[event.step_key] = entry.timestamp
     return {step: (starts[step], ends[step]) for step in ends if step in starts}
 
@@ -60,7 +64,7 @@ def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
     """What each table materialized in the run wrote, in the order they landed."""
     times = step_times(instance, run_id)
     rows = []
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         step = entry.dagster_event.step_key

@@ -8,12 +8,13 @@ from resources.paths import PROJECT_DIR
 
 
 def link_instance_config(dagster_home: Path) -> None:
-    """Point `$DAGSTER_HOME/dagster.yaml` at the project's dagster.yaml."""
+    """Point `$DAGSTER_HOME/dagster.yaml` at the project's, unless the home has its own."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    link = dagster_home / "dagster.yaml"
-    if not link.is_symlink():
-        link.unlink(missing_ok=True)
-        link.symlink_to(PROJECT_DIR / "dagster.yaml")
+    config = dagster_home / "dagster.yaml"
+    if not config.exists() and not config.is_symlink():
+        config.symlink_to(PROJECT_DIR / "dagster.yaml")
+    elif config.resolve() != (PROJECT_DIR / "dagster.yaml").resolve():
+        print(f"keeping {config}: it is not the project's dagster.yaml")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from jobs.registry import DeclarationError, discover_tables
+from jobs.registry import DeclarationError
 from platform_assets.definitions import build_definitions, defs
 
 
@@ -43,6 +43,6 @@ def test_catalog_setting_changes_every_key(monkeypatch):
                          r"transform takes \['raw'\] but the inputs are \['orders'\]"),
     ],
 )
-def test_bad_declarations_fail_naming_module_and_table(package, message):
+def test_bad_declarations_fail_the_definitions_load_naming_module_and_table(package, message):
     with pytest.raises(DeclarationError, match=message):
-        discover_tables(f"tests.declarations.{package}")
+        build_definitions(tables_package=f"tests.declarations.{package}")

@@ -13,6 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from platform_assets.definitions import build_definitions
+from platform_assets.table_assets import table_key
 from resources.local_runner import LocalSparkRunner
 from scripts.runs import format_table_runs, latest_run, materialize, step_times, table_runs
 
@@ -29,12 +30,16 @@ class Platform:
     landing: str
     first_run_id: str
 
-    def delta(self, table: str) -> DeltaTable:
-        return DeltaTable(str(self.warehouse.joinpath(*table.split("."))))
+    def delta(self, table: str, version: int | None = None) -> DeltaTable:
+        return DeltaTable(str(self.warehouse.joinpath(*table.split("."))), version=version)
 
     def latest_metadata(self, table: str) -> dict:
-        event = self.instance.get_latest_materialization_event(dg.AssetKey(table.split(".")))
+        event = self.instance.get_latest_materialization_event(key(table))
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    def first_run_materializations(self) -> dict[str, dg.AssetMaterialization]:
+        events = self.instance.all_logs(self.first_run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        return {".".join(e.asset_materialization.asset_key.path): e.asset_materialization for e in events}
 
     def materialize(self, selection: dg.AssetSelection, landing: str | None = None):
         """Run `selection` in process on local resources, recorded in this platform's instance."""
@@ -47,7 +52,8 @@ class Platform:
 
 
 def key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
+    catalog, name = table.split(".", 1)
+    return table_key(catalog, name)
 
 
 @pytest.fixture(scope="module")
@@ -101,23 +107,33 @@ def test_bronze_tables_overlap_and_silver_starts_after_all_of_them(platform):
 
 
 def test_every_materialization_reports_its_delta_commit(platform):
-    rows = {row.table: row for row in table_runs(platform.instance, platform.first_run_id)}
-    assert set(rows) == set(TABLES)
+    materializations = platform.first_run_materializations()
+    assert set(materializations) == set(TABLES)
 
-    for table in TABLES:
-        delta = platform.delta(table)
-        metadata = platform.latest_metadata(table)
-        assert metadata["delta_version"] == delta.version()
+    for table, materialization in materializations.items():
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        version = metadata["delta_version"]
+        delta = platform.delta(table, version)
+        assert materialization.tags["dagster/data_version"] == str(version)
         assert metadata["dagster/row_count"] == delta.to_pyarrow_table().num_rows
         assert metadata["files_written"] >= 1 and metadata["bytes_written"] > 0
         assert [c.name for c in metadata["dagster/column_schema"].columns] == delta.schema().to_arrow().names
         assert metadata["ran_on"].startswith("local process")
         assert metadata["spark_seconds"] > 0
-        event = platform.instance.get_latest_materialization_event(key(table))
-        assert event.asset_materialization.tags["dagster/data_version"] == str(delta.version())
-    silver_inputs = platform.latest_metadata("main.silver.order_lines")["input_versions"]
-    assert set(silver_inputs) == {"main.bronze.orders", "main.bronze.lineitem", "main.bronze.customers"}
-    assert "main.gold.daily_nation_revenue" in format_table_runs(list(rows.values()))
+    silver = {k: v.value for k, v in materializations["main.silver.order_lines"].metadata.items()}
+    assert silver["input_versions"] == {
+        name: materializations[name].metadata["delta_version"].value
+        for name in ("main.bronze.orders", "main.bronze.lineitem", "main.bronze.customers")
+    }
+
+
+def test_the_run_summary_has_a_line_per_table_with_the_versions_it_read(platform):
+    summary = format_table_runs(table_runs(platform.instance, platform.first_run_id))
+    gold = next(line for line in summary.splitlines() if line.startswith("main.gold.daily_nation_revenue"))
+    table, version, rows = gold.split()[:3]
+    assert (version, int(rows)) == ("0", platform.delta(table, 0).to_pyarrow_table().num_rows)
+    assert gold.endswith("main.silver.order_lines@v0")
+    assert len(summary.splitlines()) == 2 + len(TABLES)
 
 
 def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(platform, spark):
@@ -140,10 +156,12 @@ def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(pl
 
 def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    bad_orders = pq.read_table(f"{landing}/orders").set_column(
-        4, "o_orderdate", pa.array(["not-a-date"] * pq.read_metadata(f"{landing}/orders/orders.1.parquet").num_rows)
+    landed = pq.read_table(f"{landing}/orders")
+    bad_dates = pa.array(["not-a-date"] * landed.num_rows)
+    pq.write_table(
+        landed.set_column(landed.schema.get_field_index("o_orderdate"), "o_orderdate", bad_dates),
+        f"{landing}/orders/orders.1.parquet",
     )
-    pq.write_table(bad_orders, f"{landing}/orders/orders.1.parquet")
     orders = platform.delta("main.bronze.orders")
     version_before, rows_before = orders.version(), orders.to_pyarrow_table().num_rows
 
