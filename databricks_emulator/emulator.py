@@ -1,0 +1,122 @@
+"""DatabricksEmulator: the HTTP server on 127.0.0.1 and everything it serves."""
+
+import logging
+import sys
+import threading
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from .clusters import Clusters
+from .dbfs import Dbfs
+from .executor import Executor, stop_run_processes
+from .faults import Faults
+from .files_api import FilesApi
+from .handler import RecordedRequest, Router, make_handler_class
+from .jobs import Jobs
+from .runs import Run
+
+log = logging.getLogger("databricks_emulator")
+
+
+class DatabricksEmulator:
+    """A local Databricks workspace for the real databricks-sdk.
+
+    root: local directory for DBFS (root/dbfs), volumes (root/volumes) and run output
+        (root/runs/<run_id>/<task_key>/{stdout,stderr}).
+    token: the only accepted `Authorization: Bearer` token.
+    python: the interpreter that runs tasks.
+    env: the base environment of task processes (None: this process's environment).
+    pending_seconds / terminating_seconds: how long runs stay PENDING / TERMINATING.
+    """
+
+    def __init__(self, root, token: str, python: str = sys.executable, env: dict | None = None,
+                 pending_seconds: float = 0.1, terminating_seconds: float = 0.05):
+        self.root = Path(root)
+        self.token = token
+        self.dbfs_root = self.root / "dbfs"
+        self.volumes_root = self.root / "volumes"
+        for directory in (self.dbfs_root, self.volumes_root, self.root / "runs", self.root / "scratch"):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.faults = Faults()
+        self.requests: list[RecordedRequest] = []
+        self.runs: dict[int, Run] = {}
+        self._requests_lock = threading.Lock()
+        self._clusters = Clusters()
+        self.router = Router()
+        executor = Executor(
+            dbfs_root=self.dbfs_root, volumes_root=self.volumes_root, python=python, env=env,
+            clusters=self._clusters, pending_seconds=pending_seconds,
+            terminating_seconds=terminating_seconds,
+        )
+        self._jobs = Jobs(runs=self.runs, runs_dir=self.root / "runs", executor=executor,
+                          clusters=self._clusters, faults=self.faults, host=lambda: self.host)
+        for api in (self._jobs, Dbfs(self.dbfs_root, self.root / "scratch"),
+                    FilesApi(self.volumes_root), self._clusters):
+            api.routes(self.router)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> "DatabricksEmulator":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler_class(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="databricks-emulator", daemon=True,
+        )
+        self._thread.start()
+        log.info("Databricks emulator listening on %s", self.host)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and kill every task process still running."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for run in list(self.runs.values()):
+            run.cancel_requested.set()
+            stop_run_processes(run)
+        for run in list(self.runs.values()):
+            if run.thread is not None:
+                run.thread.join(timeout=10)
+
+    def __enter__(self) -> "DatabricksEmulator":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- what tests and callers use ------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def add_cluster(self, cluster_id: str, spark_version: str, **fields) -> dict:
+        """Register a RUNNING cluster for existing_cluster_id tasks and clusters/get.
+        Extra fields (spark_env_vars, spark_conf, cluster_log_conf, ...) are returned by
+        clusters/get and spark_env_vars/spark_conf reach the task's environment."""
+        return self._clusters.add(cluster_id, spark_version, **fields)
+
+    def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
+        """Recorded calls of one method and path (without query string)."""
+        with self._requests_lock:
+            return [r for r in self.requests if r.method == method and r.path == path]
+
+    def requests_containing(self, secret: str) -> list[RecordedRequest]:
+        """Recorded calls whose path, query or body contains `secret` (e.g. the token leaking
+        into a submitted run's spark_env_vars). Headers are never recorded."""
+        needle = secret.encode()
+        with self._requests_lock:
+            return [
+                r for r in self.requests
+                if needle in r.body or secret in r.path or any(secret in str(v) for v in r.query.values())
+            ]
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._requests_lock:
+            self.requests.append(request)

@@ -1,0 +1,95 @@
+"""Fault injection: HTTP errors on chosen calls, runs that fail or hang."""
+
+import fnmatch
+import threading
+from dataclasses import dataclass
+
+from .errors import ApiError
+
+
+@dataclass
+class _HttpFault:
+    method: str
+    path_pattern: str
+    status: int
+    remaining: int
+    error_code: str | None
+    message: str
+    retry_after: int | None
+
+
+@dataclass
+class RunFault:
+    """What the next submitted run does instead of executing its tasks."""
+
+    kind: str  # "fail" or "hang"
+    message: str = ""
+
+
+class Faults:
+    """Queued faults; each is consumed by the calls or runs it applies to."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._http: list[_HttpFault] = []
+        self._runs: list[RunFault] = []
+
+    def http_error(
+        self,
+        method: str,
+        path: str,
+        status: int = 503,
+        times: int = 1,
+        error_code: str | None = None,
+        message: str | None = None,
+        retry_after: int | None = 0,
+    ) -> None:
+        """The next `times` calls of `method` on `path` (fnmatch pattern, no query) fail.
+
+        429 and 503 carry `Retry-After` (0 s by default) because the SDK retries those and
+        would otherwise wait its default back-off.
+        """
+        with self._lock:
+            self._http.append(
+                _HttpFault(
+                    method.upper(),
+                    path,
+                    status,
+                    times,
+                    error_code,
+                    message or f"Injected fault: HTTP {status}",
+                    retry_after if status in (429, 503) else None,
+                )
+            )
+
+    def next_run_fails(self, message: str = "Injected failure") -> None:
+        """The next submitted run ends TERMINATED/FAILED with `message`, without running."""
+        with self._lock:
+            self._runs.append(RunFault("fail", message))
+
+    def next_run_hangs(self) -> None:
+        """The next submitted run stays RUNNING (no process) until cancelled or timed out."""
+        with self._lock:
+            self._runs.append(RunFault("hang"))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._http.clear()
+            self._runs.clear()
+
+    def check_http(self, method: str, path: str) -> None:
+        """Raise the first matching queued HTTP fault, consuming one of its uses."""
+        with self._lock:
+            for fault in self._http:
+                if fault.method == method and fnmatch.fnmatchcase(path, fault.path_pattern):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._http.remove(fault)
+                    headers = {}
+                    if fault.retry_after is not None:
+                        headers["Retry-After"] = str(fault.retry_after)
+                    raise ApiError(fault.status, fault.message, fault.error_code, headers)
+
+    def take_run_fault(self) -> RunFault | None:
+        with self._lock:
+            return self._runs.pop(0) if self._runs else None
