@@ -409,3 +409,82 @@ def test_unknown_endpoints_and_runs_are_not_found(w):
     assert endpoint.value.error_code == "ENDPOINT_NOT_FOUND"
     with pytest.raises(ResourceDoesNotExist):
         w.jobs.get_run(999999)
+
+
+# -- dagster-databricks end to end -----------------------------------------------------------
+
+# The task side of Pipes as it runs on a cluster, except for the FUSE root: dagster-pipes'
+# DBFS loader and writer hard-code "/dbfs", and the writer reads cluster-log settings from a
+# Databricks SparkSession. These subclasses take the root from an env var instead and report
+# no log location; message chunks are written exactly as PipesDbfsMessageWriter writes them.
+PIPES_TASK = """
+    import json, os
+    from contextlib import contextmanager
+    from dagster_pipes import (PipesBufferedFilesystemMessageWriterChannel, PipesDbfsContextLoader,
+                               PipesDbfsMessageWriter, open_dagster_pipes)
+
+    FUSE_ROOT = os.environ["EMULATOR_DBFS_FUSE_ROOT"]
+
+    def mounted(path):
+        return os.path.join(FUSE_ROOT, path.lstrip("/"))
+
+    class ContextLoader(PipesDbfsContextLoader):
+        @contextmanager
+        def load_context(self, params):
+            with open(mounted(params["path"]), encoding="utf-8") as f:
+                yield json.load(f)
+
+    class MessageWriter(PipesDbfsMessageWriter):
+        def make_channel(self, params):
+            return PipesBufferedFilesystemMessageWriterChannel(
+                path=mounted(params["path"]), interval=self.interval)
+
+        def get_opened_extras(self):
+            return {}
+
+    with open_dagster_pipes(context_loader=ContextLoader(),
+                            message_writer=MessageWriter(interval=1)) as pipes:
+        pipes.log.info(f"running {pipes.asset_key} on {os.environ['DATABRICKS_RUNTIME_VERSION']}")
+        pipes.report_asset_materialization(
+            metadata={"row_count": 42, "partition_hint": pipes.get_extra("partition_hint")})
+"""
+
+
+@pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")  # inside dagster-databricks' own run()
+def test_dagster_databricks_pipes_client_materializes_an_asset_through_the_emulator(ws, w):
+    import dagster as dg
+    from dagster_databricks import PipesDatabricksClient
+
+    script = put_script(w, "/scripts/pipes_task.py", PIPES_TASK)
+
+    @dg.asset
+    def orders(context: dg.AssetExecutionContext, databricks: PipesDatabricksClient):
+        task = jobs.SubmitTask.from_dict({
+            "task_key": "orders",
+            "new_cluster": {**NEW_CLUSTER,
+                            "spark_env_vars": {"EMULATOR_DBFS_FUSE_ROOT": str(ws.dbfs_root)}},
+            "spark_python_task": {"python_file": script},
+        })
+        return databricks.run(task=task, context=context,
+                              extras={"partition_hint": "2024-01"}).get_materialize_result()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [orders], instance=instance,
+        resources={"databricks": PipesDatabricksClient(client=w, poll_interval_seconds=0.2)})
+
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("orders")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    (run_id,) = ws.runs
+    assert metadata["row_count"] == 42
+    assert metadata["partition_hint"] == "2024-01"  # extras travelled in the injected context
+    assert metadata["Databricks Job Run ID"] == str(run_id)
+    assert metadata["Databricks Job Run URL"] == ws.runs[run_id].run_page_url
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert "running orders on 15.4.x-scala2.12" in messages  # a Pipes log message from the task
+    # The Pipes bootstrap went in as spark_env_vars; both temp folders were cleaned up.
+    submitted_env = ws.runs[run_id].task.spec["new_cluster"]["spark_env_vars"]
+    assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= submitted_env.keys()
+    assert list((ws.dbfs_root / "tmp").iterdir()) == []
+    assert ws.requests_containing(TOKEN) == []
