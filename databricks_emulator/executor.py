@@ -2,6 +2,7 @@
 process group, so cancel, timeout and shutdown kill everything it started."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from .libraries import TaskSetupError, install_wheels, wheel_paths
 from .paths import task_file_local
 from .runs import Run, TaskRun, now_ms
 
+log = logging.getLogger("databricks_emulator")
 _LAUNCHER = (Path(__file__).parent / "wheel_launcher.py").read_text()
 KILL_GRACE_SECONDS = 3
 STDERR_TAIL_LINES = 20
@@ -32,6 +34,15 @@ class Executor:
 
     def execute(self, run: Run) -> None:
         """PENDING -> RUNNING -> TERMINATING -> TERMINATED (or INTERNAL_ERROR)."""
+        try:
+            self._execute(run)
+        except Exception as e:
+            # Never leave a run RUNNING forever because the emulator itself broke.
+            log.exception("run %s failed inside the emulator", run.run_id)
+            stop_run_processes(run)
+            run.set_state("INTERNAL_ERROR", "FAILED", f"Emulator error: {type(e).__name__}: {e}")
+
+    def _execute(self, run: Run) -> None:
         if run.cancel_requested.wait(self.pending_seconds):
             self._finish_tasks(run, "CANCELED", "Run cancelled before it started.")
             run.set_state("TERMINATED", "CANCELED", "Run cancelled before it started.")
@@ -93,10 +104,14 @@ class Executor:
         task.command = command
         deadline = _earliest(run_deadline, _deadline(task.spec.get("timeout_seconds")))
         with open(task.stdout_path, "wb") as out, open(task.stderr_path, "wb") as err:
-            process = subprocess.Popen(
-                command, env=env, cwd=task.dir, stdout=out, stderr=err,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            try:
+                process = subprocess.Popen(
+                    command, env=env, cwd=task.dir, stdout=out, stderr=err,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            except OSError as e:
+                self._finish(task, "INTERNAL_ERROR", "FAILED", f"Cannot start the task: {e}")
+                return
             task.pid = process.pid
             ended = self._wait(process, run, deadline)
         task.exit_code = process.returncode

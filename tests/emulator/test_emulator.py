@@ -154,6 +154,15 @@ def test_a_task_that_cannot_start_is_an_internal_error(w, python_file):
     assert python_file.split(":")[-1] in run.state.state_message
 
 
+def test_a_task_whose_interpreter_cannot_start_is_an_internal_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABRICKS_HOST", raising=False)
+    with DatabricksEmulator(root=tmp_path / "ws", token=TOKEN, python="/no/such/python") as ws:
+        w = client(ws.host)
+        run = wait(w, submit(w, python_task(put_script(w, "/scripts/ok.py", "print(1)\n"))))
+    assert run.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+    assert "/no/such/python" in run.state.state_message
+
+
 SLEEP_WITH_CHILD = """
     import subprocess, sys, time
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
