@@ -427,10 +427,11 @@ def test_unknown_endpoints_and_runs_are_not_found(w):
 # Databricks SparkSession. These subclasses take the root from an env var instead and report
 # no log location; message chunks are written exactly as PipesDbfsMessageWriter writes them.
 PIPES_TASK = """
-    import json, os
+    import json, os, sys
     from contextlib import contextmanager
-    from dagster_pipes import (PipesBufferedFilesystemMessageWriterChannel, PipesDbfsContextLoader,
-                               PipesDbfsMessageWriter, open_dagster_pipes)
+    from dagster_pipes import (PipesBufferedFilesystemMessageWriterChannel, PipesCliArgsParamsLoader,
+                               PipesDbfsContextLoader, PipesDbfsMessageWriter,
+                               PipesEnvVarParamsLoader, open_dagster_pipes)
 
     FUSE_ROOT = os.environ["EMULATOR_DBFS_FUSE_ROOT"]
 
@@ -451,7 +452,10 @@ PIPES_TASK = """
         def get_opened_extras(self):
             return {}
 
-    with open_dagster_pipes(context_loader=ContextLoader(),
+    # On an existing cluster the bootstrap comes as CLI arguments, on a new one as env vars.
+    on_existing = "--dagster-pipes-context" in sys.argv
+    params_loader = PipesCliArgsParamsLoader() if on_existing else PipesEnvVarParamsLoader()
+    with open_dagster_pipes(params_loader=params_loader, context_loader=ContextLoader(),
                             message_writer=MessageWriter(interval=1)) as pipes:
         pipes.log.info(f"running {pipes.asset_key} on {os.environ['DATABRICKS_RUNTIME_VERSION']}")
         pipes.report_asset_materialization(
@@ -460,20 +464,25 @@ PIPES_TASK = """
 
 
 @pytest.mark.filterwarnings("ignore::dagster.PreviewWarning")  # inside dagster-databricks' own run()
-def test_dagster_databricks_pipes_client_materializes_an_asset_through_the_emulator(ws, w):
+@pytest.mark.parametrize("compute", ["new_cluster", "existing_cluster"])
+def test_dagster_databricks_pipes_client_materializes_an_asset_through_the_emulator(ws, w, compute):
     import dagster as dg
     from dagster_databricks import PipesDatabricksClient
 
     script = put_script(w, "/scripts/pipes_task.py", PIPES_TASK)
+    fuse_root = {"EMULATOR_DBFS_FUSE_ROOT": str(ws.dbfs_root)}
+    if compute == "new_cluster":
+        cluster = {"new_cluster": {**NEW_CLUSTER, "spark_env_vars": fuse_root}}
+        runtime = NEW_CLUSTER["spark_version"]
+    else:
+        runtime = "14.3.x-scala2.12"
+        ws.add_cluster("0101-pipes", spark_version=runtime, spark_env_vars=fuse_root)
+        cluster = {"existing_cluster_id": "0101-pipes"}
 
     @dg.asset
     def orders(context: dg.AssetExecutionContext, databricks: PipesDatabricksClient):
         task = jobs.SubmitTask.from_dict({
-            "task_key": "orders",
-            "new_cluster": {**NEW_CLUSTER,
-                            "spark_env_vars": {"EMULATOR_DBFS_FUSE_ROOT": str(ws.dbfs_root)}},
-            "spark_python_task": {"python_file": script},
-        })
+            "task_key": "orders", **cluster, "spark_python_task": {"python_file": script}})
         return databricks.run(task=task, context=context,
                               extras={"partition_hint": "2024-01"}).get_materialize_result()
 
@@ -491,9 +500,15 @@ def test_dagster_databricks_pipes_client_materializes_an_asset_through_the_emula
     assert metadata["Databricks Job Run ID"] == str(run_id)
     assert metadata["Databricks Job Run URL"] == ws.runs[run_id].run_page_url
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert "running orders on 15.4.x-scala2.12" in messages  # a Pipes log message from the task
-    # The Pipes bootstrap went in as spark_env_vars; both temp folders were cleaned up.
-    submitted_env = ws.runs[run_id].task.spec["new_cluster"]["spark_env_vars"]
-    assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= submitted_env.keys()
+    assert f"running orders on {runtime}" in messages  # a Pipes log message from the task
+    # The Pipes bootstrap: spark_env_vars on a new cluster, task parameters on an existing one
+    # (after a clusters/get for its log settings).
+    spec = ws.runs[run_id].task.spec
+    if compute == "new_cluster":
+        assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= spec["new_cluster"]["spark_env_vars"].keys()
+    else:
+        assert spec["spark_python_task"]["parameters"][::2] == ["--dagster-pipes-context", "--dagster-pipes-messages"]
+        assert len(ws.requests_to("GET", "/api/2.1/clusters/get")) == 1
+    # Both DBFS temp folders (context, messages) were removed.
     assert list((ws.dbfs_root / "tmp").iterdir()) == []
     assert ws.requests_containing(TOKEN) == []
