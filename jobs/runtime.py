@@ -11,9 +11,12 @@ import socket
 import time
 from dataclasses import dataclass
 
-from dagster_pipes import PipesContext, open_dagster_pipes
+from collections.abc import Sequence
+
+from dagster_pipes import PipesContext
 from pyspark.sql import SparkSession
 
+from jobs.pipes_io import open_pipes
 from jobs.table import LandingFiles, Table
 from jobs.warehouse import Commit, Warehouse
 
@@ -70,21 +73,25 @@ def _build(
     )
 
 
-def run_table(table: Table) -> None:
+def run_table(table: Table, argv: Sequence[str]) -> None:
     """Build `table` inside the Dagster Pipes session the orchestrator opened for this process."""
-    with open_dagster_pipes() as pipes:
+    with open_pipes(argv) as pipes:
         extras = pipes.extras
         started = time.monotonic()
         spark = SparkSession.builder.config(map=extras.get("spark_conf", {})).getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         session_ready = time.monotonic()
         warehouse = Warehouse(
-            root=extras["warehouse_dir"],
             catalog=extras["catalog"],
             landing_root=extras["landing_dir"],
+            root=extras.get("warehouse_dir"),
         )
         pipes.log.info(f"building {warehouse.full_name(table.name)}")
         build = build_table(spark, warehouse, table, extras.get("input_versions", {}))
+        # Printed, not logged through Pipes: this is the job's stdout, which reaches the run's
+        # logs locally and, through include_stdio_in_messages, from Databricks.
+        print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
+              f"{build.row_count} rows", flush=True)
         _report(pipes, warehouse, table, build,
                 startup=session_ready - started, work=time.monotonic() - session_ready)
 
@@ -104,7 +111,7 @@ def _report(
             "raw_value": {"columns": [{"name": n, "type": t} for n, t in build.columns]},
             "type": "table_schema",
         },
-        "location": {"raw_value": warehouse.table_path(table.name), "type": "path"},
+        "location": warehouse.location(table.name),
         "spark_startup_seconds": round(startup, 3),
         "spark_seconds": round(work, 3),
         "ran_on": f"{pipes.extras['ran_on']} {os.getpid()} on {socket.gethostname()}",

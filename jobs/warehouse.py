@@ -1,4 +1,8 @@
-"""Where tables and landing files live for a job, and the Delta reads and writes on them."""
+"""Where tables and landing files live for a job, and the Delta reads and writes on them.
+
+Tables live either in a directory, `<root>/<catalog>/<schema>/<table>` (local), or in the
+metastore under their three-part name (Unity Catalog on Databricks) when there is no root.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 
 from jobs.table import Append, Merge, WriteMode
 
@@ -23,31 +27,46 @@ class Commit:
 
 @dataclass(frozen=True)
 class Warehouse:
-    """A directory of Delta tables, `<root>/<catalog>/<schema>/<table>`, and a landing directory."""
+    """The tables of one catalog, and the landing directory."""
 
-    root: str
     catalog: str
     landing_root: str
+    root: str | None = None  # None: catalog tables, addressed by name
 
     def full_name(self, name: str) -> str:
         return f"{self.catalog}.{name}"
 
-    def table_path(self, name: str) -> str:
+    def location(self, name: str) -> str:
+        """The table's directory, or its three-part name for a catalog table."""
+        if self.root is None:
+            return self.full_name(name)
         schema, table = name.split(".")
         return str(Path(self.root) / self.catalog / schema / table)
 
+    def _delta_table(self, spark: SparkSession, name: str) -> DeltaTable | None:
+        if self.root is None:
+            if not spark.catalog.tableExists(self.full_name(name)):
+                return None
+            return DeltaTable.forName(spark, self.full_name(name))
+        path = self.location(name)
+        return DeltaTable.forPath(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
+
     def latest_version(self, spark: SparkSession, name: str) -> int:
-        path = self.table_path(name)
-        if not DeltaTable.isDeltaTable(spark, path):
+        table = self._delta_table(spark, name)
+        if table is None:
             raise FileNotFoundError(
-                f"input table {self.full_name(name)} does not exist at {path}: materialize it first"
+                f"input table {self.full_name(name)} does not exist at {self.location(name)}: "
+                "materialize it first"
             )
-        return _last_commit(spark, path).version
+        return _last_commit(table).version
 
     def read_table(self, spark: SparkSession, name: str, version: int) -> DataFrame:
         """The table exactly as it was at `version`."""
-        path = self.table_path(name)
-        return spark.read.format("delta").option("versionAsOf", version).load(path)
+        reader = spark.read.format("delta").option("versionAsOf", version)
+        return self._load(reader, name)
+
+    def _load(self, reader: DataFrameReader, name: str) -> DataFrame:
+        return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
 
     def landing_path(self, dataset: str) -> str:
         return str(Path(self.landing_root) / dataset)
@@ -60,12 +79,11 @@ class Warehouse:
 
     def write(self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode) -> Commit:
         """Write `df` as one Delta commit; a failure before the commit leaves the table as it was."""
-        path = self.table_path(name)
-        exists = DeltaTable.isDeltaTable(spark, path)
-        if isinstance(mode, Merge) and exists:
+        existing = self._delta_table(spark, name)
+        if isinstance(mode, Merge) and existing is not None:
             on = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in mode.keys)
             (
-                DeltaTable.forPath(spark, path).alias("t")
+                existing.alias("t")
                 .merge(df.alias("s"), on)
                 .whenMatchedUpdateAll()
                 .whenNotMatchedInsertAll()
@@ -73,13 +91,17 @@ class Warehouse:
             )
         else:
             # Delta cannot merge into a table that does not exist: the first Merge creates it.
-            spark_mode = "append" if isinstance(mode, Append) else "overwrite"
-            df.write.format("delta").mode(spark_mode).save(path)
-        return _last_commit(spark, path)
+            writer = df.write.format("delta").mode("append" if isinstance(mode, Append) else "overwrite")
+            if self.root is None:
+                spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{name.split('.')[0]}")
+                writer.saveAsTable(self.full_name(name))
+            else:
+                writer.save(self.location(name))
+        return _last_commit(self._delta_table(spark, name))
 
 
-def _last_commit(spark: SparkSession, path: str) -> Commit:
-    entry = DeltaTable.forPath(spark, path).history(1).first()
+def _last_commit(table: DeltaTable) -> Commit:
+    entry = table.history(1).first()
     metrics = entry["operationMetrics"] or {}
     files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded") or "0"
     size = metrics.get("numOutputBytes") or metrics.get("numTargetBytesAdded") or "0"

@@ -7,17 +7,31 @@ Settings (environment variables, all optional):
   PLATFORM_MAX_PARALLEL_JOBS  table jobs running at once in a run (default 4)
   PLATFORM_SPARK_THREADS      cores for each local job's Spark (default 1)
   PLATFORM_SPARK_MEMORY       driver memory of each local job (default `1g`)
+  PLATFORM_TARGET             `local` (default) or `databricks`
+  DATABRICKS_HOST, DATABRICKS_TOKEN, PLATFORM_DATABRICKS_CONFIG   the Databricks target
 """
 
 import dagster as dg
 
 from jobs.registry import TABLES_PACKAGE, discover_tables
 from platform_assets.table_assets import table_assets
+from resources.databricks_runner import DatabricksRunner
 from resources.local_runner import LocalSparkRunner
+from resources.runner import TableRunner
 
 
 def setting(name: str, default: str) -> str:
     return dg.EnvVar(name).get_value(default) or default
+
+
+def runner_from_env() -> TableRunner:
+    """The runner of PLATFORM_TARGET: jobs as local processes, or as Databricks runs."""
+    target = setting("PLATFORM_TARGET", "local")
+    if target == "local":
+        return LocalSparkRunner.from_env()
+    if target == "databricks":
+        return DatabricksRunner.from_env()
+    raise ValueError(f"PLATFORM_TARGET must be 'local' or 'databricks', not '{target}'")
 
 
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
@@ -33,7 +47,7 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
-        resources={"runner": LocalSparkRunner.from_env()},
+        resources={"runner": runner_from_env()},
         executor=executor,
     )
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from jobs.table import Table
-from resources.local_runner import LocalSparkRunner
+from resources.runner import TableRunner
 
 
 def table_key(catalog: str, name: str) -> dg.AssetKey:
@@ -32,7 +32,7 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
         kinds={"spark", "delta"},
         metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
     )
-    def _table(context: dg.AssetExecutionContext, runner: LocalSparkRunner) -> dg.MaterializeResult:
+    def _table(context: dg.AssetExecutionContext, runner: TableRunner) -> dg.MaterializeResult:
         pinned = {}
         for name in inputs:
             version = latest_delta_version(context.instance, table_key(catalog, name))

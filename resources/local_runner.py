@@ -7,9 +7,10 @@ import dagster as dg
 
 from resources.local_spark import local_spark_conf
 from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
+from resources.runner import TableRunner
 
 
-class LocalSparkRunner(dg.ConfigurableResource):
+class LocalSparkRunner(TableRunner):
     """Runs `python -m jobs.entrypoint <schema.table>` through `PipesSubprocessClient`."""
 
     warehouse_dir: str
@@ -32,7 +33,6 @@ class LocalSparkRunner(dg.ConfigurableResource):
     def run(
         self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
     ) -> dg.MaterializeResult:
-        """Build the asset's table, reading each input table at the Delta version given."""
         catalog, schema, table = context.asset_key.path
         extras = {
             "ran_on": "local process",

@@ -85,7 +85,7 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     spark = SparkSession.builder.config(map=local_spark_conf(threads=threads)).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     warm = time.monotonic()
-    warehouse = Warehouse(str(work / "warehouse_floor"), "main", str(landing))
+    warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"))
     tables = discover_tables()
     for name in build_order(tables):
         build_table(spark, warehouse, tables[name], {})

@@ -10,8 +10,11 @@ SCALE_FACTOR = 0.001
 
 
 @pytest.fixture(scope="session")
-def spark() -> SparkSession:
-    session = SparkSession.builder.config(map=local_spark_conf(threads=2)).getOrCreate()
+def spark(tmp_path_factory) -> SparkSession:
+    # Catalog tables (the Unity Catalog mode, played by Spark's own session catalog) go here.
+    metastore_dir = str(tmp_path_factory.mktemp("spark_metastore"))
+    conf = {**local_spark_conf(threads=2), "spark.sql.warehouse.dir": metastore_dir}
+    session = SparkSession.builder.config(map=conf).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -1,0 +1,192 @@
+"""Runs a table's job as a Databricks run, through dagster-databricks' Pipes clients."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster_databricks import PipesDatabricksClient, PipesDbfsMessageReader
+
+# The serverless client is not exported from the package root in 0.29.27.
+from dagster_databricks.pipes import (
+    PipesDatabricksServerlessClient,
+    PipesUnityCatalogVolumesMessageReader,
+)
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk.service import compute, jobs
+
+from resources.job_package import build_job_package, upload_if_absent
+from resources.runner import TableRunner
+
+SERVERLESS_ENVIRONMENT = "platform"
+
+
+class DatabricksCompute(dg.Config):
+    """The compute of a table's run: a new job cluster (default), an existing cluster, or
+    serverless."""
+
+    existing_cluster_id: str | None = None
+    serverless: bool = False
+    spark_version: str = "17.3.x-scala2.13"
+    node_type_id: str = "i3.xlarge"
+    num_workers: int = 1
+    autoscale_min_workers: int | None = None  # both set: autoscale instead of num_workers
+    autoscale_max_workers: int | None = None
+    instance_pool_id: str | None = None
+    spark_conf: dict[str, str] = {}
+
+    def task_fields(self) -> dict:
+        """The compute part of a `runs/submit` task."""
+        if self.serverless:
+            return {"environment_key": SERVERLESS_ENVIRONMENT}
+        if self.existing_cluster_id:
+            return {"existing_cluster_id": self.existing_cluster_id}
+        cluster = {"spark_version": self.spark_version, "spark_conf": dict(self.spark_conf)}
+        if self.instance_pool_id:
+            cluster["instance_pool_id"] = self.instance_pool_id
+        else:
+            cluster["node_type_id"] = self.node_type_id
+        if self.autoscale_min_workers is not None and self.autoscale_max_workers is not None:
+            cluster["autoscale"] = {
+                "min_workers": self.autoscale_min_workers,
+                "max_workers": self.autoscale_max_workers,
+            }
+        else:
+            cluster["num_workers"] = self.num_workers
+        return {"new_cluster": cluster}
+
+
+class _CancelOnTermination:
+    """dagster-databricks 0.29.27 cancels the Databricks run when the Dagster run is
+    terminated, then returns normally, so the step would report success. Cancel here and fail
+    the step instead."""
+
+    def _poll_til_success(self, context, run_id: int) -> None:
+        try:
+            super()._poll_til_success(context, run_id)
+        except DagsterExecutionInterruptedError:
+            context.log.info(f"Dagster run terminated: cancelling Databricks run {run_id}")
+            self.client.jobs.cancel_run(run_id)
+            self._poll_til_terminating(run_id)
+            raise dg.Failure(
+                f"Databricks run {run_id} was cancelled because the Dagster run was terminated"
+            ) from None
+
+
+class _ClusterClient(_CancelOnTermination, PipesDatabricksClient):
+    pass
+
+
+class _ServerlessClient(_CancelOnTermination, PipesDatabricksServerlessClient):
+    pass
+
+
+class DatabricksRunner(TableRunner):
+    """Submits `jobs.entrypoint <schema.table>` as a one-off Databricks run (`runs/submit`).
+
+    The job package is uploaded to `artifacts_dir` once per content. Tables are Unity Catalog
+    tables unless `warehouse_dir` names a directory of Delta tables.
+    """
+
+    host: str
+    token: str
+    landing_dir: str = "/Volumes/main/landing/tpch"
+    warehouse_dir: str | None = None
+    artifacts_dir: str = "dbfs:/FileStore/delta-asset-platform/jobs"
+    pipes_volume: str | None = None  # a volume for Pipes files; serverless needs one
+    compute: DatabricksCompute = DatabricksCompute()
+    compute_by_table: dict[str, DatabricksCompute] = {}  # "schema.table" -> its own compute
+    poll_interval_seconds: float = 5.0
+    timeout_seconds: int = 0  # 0: no limit
+    session_conf: dict[str, str] = {}  # Spark settings the job applies itself; empty on Databricks
+
+    @classmethod
+    def from_env(cls) -> "DatabricksRunner":
+        """Host and token from DATABRICKS_HOST / DATABRICKS_TOKEN (kept as env var references,
+        so their values never enter Dagster's config); everything else from the YAML file
+        named by PLATFORM_DATABRICKS_CONFIG (see databricks.example.yaml)."""
+        settings = {}
+        if config_file := os.environ.get("PLATFORM_DATABRICKS_CONFIG"):
+            settings = yaml.safe_load(Path(config_file).read_text()) or {}
+        for forbidden in ("host", "token"):
+            if forbidden in settings:
+                raise ValueError(
+                    f"{config_file}: '{forbidden}' comes from DATABRICKS_{forbidden.upper()}, "
+                    "not from the settings file"
+                )
+        return cls(host=dg.EnvVar("DATABRICKS_HOST"), token=dg.EnvVar("DATABRICKS_TOKEN"), **settings)
+
+    def workspace_client(self) -> WorkspaceClient:
+        return WorkspaceClient(config=Config(host=self.host, token=self.token))
+
+    def run(
+        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
+    ) -> dg.MaterializeResult:
+        catalog, schema, table = context.asset_key.path
+        name = f"{schema}.{table}"
+        compute_spec = self.compute_by_table.get(name, self.compute)
+        workspace = self.workspace_client()
+        package = build_job_package()
+        wheel, uploaded_wheel = upload_if_absent(workspace, self.artifacts_dir, package.wheel)
+        launcher, uploaded_launcher = upload_if_absent(workspace, self.artifacts_dir, package.launcher)
+        context.log.info(
+            f"job package {package.wheel.name}: "
+            f"{'uploaded' if uploaded_wheel or uploaded_launcher else 'already in the workspace'}"
+        )
+        task = {
+            "task_key": f"{schema}__{table}",
+            "spark_python_task": {"python_file": launcher, "parameters": [name]},
+            **compute_spec.task_fields(),
+        }
+        submit_args = {
+            "run_name": f"{catalog}.{name}",
+            # A submit retried after a 429 or 503 must not start a second run.
+            "idempotency_token": hashlib.sha256(
+                f"{context.run.run_id}/{name}/{context.retry_number}".encode()
+            ).hexdigest()[:64],
+        }
+        if self.timeout_seconds:
+            submit_args["timeout_seconds"] = self.timeout_seconds
+        if compute_spec.serverless:
+            submit_args["environments"] = [jobs.JobEnvironment(
+                environment_key=SERVERLESS_ENVIRONMENT,
+                spec=compute.Environment(environment_version="2", dependencies=[wheel]),
+            )]
+        else:
+            task["libraries"] = [{"whl": wheel}]
+        extras = {
+            "ran_on": "Databricks",
+            "catalog": catalog,
+            "warehouse_dir": self.warehouse_dir,
+            "landing_dir": self.landing_dir,
+            "input_versions": input_versions,
+            "spark_conf": self.session_conf,
+        }
+        return self._client(workspace, compute_spec).run(
+            context=context, extras=extras, task=jobs.SubmitTask.from_dict(task),
+            submit_args=submit_args,
+        ).get_materialize_result()
+
+    def _client(self, workspace: WorkspaceClient, compute_spec: DatabricksCompute):
+        if compute_spec.serverless:
+            if not self.pipes_volume:
+                raise dg.DagsterInvalidConfigError(
+                    "DatabricksRunner.pipes_volume must name a volume for serverless compute", [], None
+                )
+            reader = PipesUnityCatalogVolumesMessageReader(
+                client=workspace, volume_path=self.pipes_volume,
+                interval=self.poll_interval_seconds, include_stdio_in_messages=True,
+            )
+            return _ServerlessClient(
+                client=workspace, volume_path=self.pipes_volume, message_reader=reader,
+                poll_interval_seconds=self.poll_interval_seconds,
+            )
+        reader = PipesDbfsMessageReader(
+            client=workspace, interval=self.poll_interval_seconds, include_stdio_in_messages=True
+        )
+        return _ClusterClient(
+            client=workspace, message_reader=reader, poll_interval_seconds=self.poll_interval_seconds
+        )

@@ -1,0 +1,221 @@
+"""The Databricks target: every table a Databricks run, against the local workspace emulator.
+
+The real databricks-sdk and dagster-databricks clients talk HTTP to the emulator, which runs
+each submitted task as a local process with local Spark.
+"""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from databricks_emulator import DatabricksEmulator
+from jobs.registry import build_order, discover_tables
+from jobs.runtime import build_table
+from jobs.warehouse import Warehouse
+from platform_assets.definitions import build_definitions
+from platform_assets.table_assets import table_key
+from resources.databricks_runner import DatabricksCompute, DatabricksRunner
+from resources.job_package import build_job_package
+from resources.local_spark import local_spark_conf
+
+TOKEN = "dapi-emulator-0123456789abcdef"
+ORDERS = table_key("main", "bronze.orders")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workspace")
+    task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    task_env |= {
+        # Where this "cluster" mounts DBFS and volumes (/dbfs and /Volumes on Databricks).
+        "PLATFORM_DBFS_MOUNT": str(root / "dbfs"),
+        "PLATFORM_VOLUMES_MOUNT": str(root / "volumes"),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    with DatabricksEmulator(root, token=TOKEN, env=task_env) as ws:
+        ws.add_cluster("0101-shared-cluster", spark_version="17.3.x-scala2.13")
+        yield ws
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="module")
+def credentials(workspace):
+    """DATABRICKS_HOST / DATABRICKS_TOKEN for this module only (and no other DATABRICKS_*)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("DATABRICKS_")}
+    for name in saved:
+        del os.environ[name]
+    os.environ |= {"DATABRICKS_HOST": workspace.host, "DATABRICKS_TOKEN": TOKEN}
+    yield
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("databricks_warehouse")
+
+
+def databricks_runner(warehouse: Path, landing: str, **settings) -> DatabricksRunner:
+    return DatabricksRunner(
+        host=dg.EnvVar("DATABRICKS_HOST"),
+        token=dg.EnvVar("DATABRICKS_TOKEN"),
+        landing_dir=landing,
+        warehouse_dir=str(warehouse),  # the emulator's tasks write directory tables
+        poll_interval_seconds=0.2,
+        session_conf=local_spark_conf(threads=1),  # the emulator's "cluster" is local Spark
+        **settings,
+    )
+
+
+def materialize(instance, runner, selection=None):
+    assets = list(build_definitions().assets)
+    return dg.materialize(
+        assets, selection=selection, instance=instance, resources={"runner": runner},
+        raise_on_error=False,
+    )
+
+
+def uploads_of(workspace, name: str) -> int:
+    """DBFS uploads (put, or create for streamed uploads) of a file called `name`."""
+    return sum(
+        1 for request in workspace.requests
+        if request.path in ("/api/2.0/dbfs/put", "/api/2.0/dbfs/create") and name.encode() in request.body
+    )
+
+
+@pytest.fixture(scope="module")
+def graph_run(workspace, instance, credentials, warehouse, landing):
+    """Every table materialized on the Databricks target, surviving a 429 and a 503."""
+    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, times=1)
+    workspace.faults.http_error("GET", "/api/2.2/jobs/runs/get", status=503, times=1)
+    result = materialize(instance, databricks_runner(warehouse, landing))
+    assert result.success, _errors(instance, result.run_id)
+    return result
+
+
+def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
+    graph_run, workspace, warehouse, landing, spark, tmp_path
+):
+    submits = [r for r in workspace.requests if r.path == "/api/2.2/jobs/runs/submit"]
+    assert len(workspace.runs) == 5  # the 429'd submit was retried without a second run
+    assert len(submits) == 6
+
+    local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"))
+    tables = discover_tables()
+    for name in build_order(tables):
+        build_table(spark, local, tables[name], {})
+        on_databricks = DeltaTable(str(warehouse / "main" / Path(*name.split(".")))).to_pyarrow_table()
+        locally = DeltaTable(local.location(name)).to_pyarrow_table()
+        assert on_databricks.schema == locally.schema, name
+        assert sorted(on_databricks.to_pylist(), key=str) == sorted(locally.to_pylist(), key=str), name
+
+
+def test_materializations_carry_the_run_id_url_and_the_same_metadata_as_locally(graph_run):
+    for event in graph_run.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        assert metadata["Databricks Job Run ID"].isdigit()
+        assert "/run/" in metadata["Databricks Job Run URL"]
+        assert metadata["ran_on"].startswith("Databricks")
+        assert {"delta_version", "dagster/row_count", "input_versions", "dagster/column_schema",
+                "files_written", "bytes_written", "spark_seconds"} <= set(metadata)
+
+
+def test_the_jobs_stdout_reaches_the_dagster_logs(workspace, instance, credentials, warehouse, landing, capfd):
+    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+
+    assert result.success
+    assert "main.bronze.orders: wrote Delta version" in capfd.readouterr().out
+
+
+def test_an_unchanged_job_package_is_not_uploaded_again(graph_run, workspace, instance, warehouse, landing):
+    wheel_name = build_job_package().wheel.name
+    assert uploads_of(workspace, wheel_name) == 1
+
+    assert materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS]).success
+    assert uploads_of(workspace, wheel_name) == 1
+
+
+def test_a_failed_databricks_run_fails_the_asset_with_its_state_message(
+    graph_run, workspace, instance, warehouse, landing
+):
+    version_before = DeltaTable(str(warehouse / "main/bronze/orders")).version()
+    workspace.faults.next_run_fails("Cluster terminated. Reason: Spot instance lost")
+
+    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+
+    assert not result.success
+    assert "Spot instance lost" in _errors(instance, result.run_id)
+    assert DeltaTable(str(warehouse / "main/bronze/orders")).version() == version_before
+
+
+def test_terminating_the_dagster_run_cancels_the_databricks_run_and_fails_the_step(
+    graph_run, workspace, instance, warehouse, landing
+):
+    workspace.faults.next_run_hangs()
+    runs_before = set(workspace.runs)
+
+    def interrupt_once_running():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            new = [workspace.runs[i] for i in set(workspace.runs) - runs_before]
+            if new and new[0].life_cycle_state == "RUNNING":
+                os.kill(os.getpid(), signal.SIGINT)  # what a Dagster termination does to a step
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+
+    assert not result.success
+    (run_id,) = set(workspace.runs) - runs_before
+    assert workspace.runs[run_id].result_state == "CANCELED"
+    assert f"Databricks run {run_id} was cancelled" in _errors(instance, result.run_id)
+
+
+def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments(
+    graph_run, workspace, instance, warehouse, landing
+):
+    runner = databricks_runner(
+        warehouse, landing, compute_by_table={
+            "bronze.orders": DatabricksCompute(existing_cluster_id="0101-shared-cluster")
+        },
+    )
+    runs_before = set(workspace.runs)
+
+    result = materialize(instance, runner, selection=[ORDERS])
+
+    assert result.success, _errors(instance, result.run_id)
+    (run_id,) = set(workspace.runs) - runs_before
+    task = workspace.runs[run_id].submitted["tasks"][0]
+    assert task["existing_cluster_id"] == "0101-shared-cluster" and "new_cluster" not in task
+    assert "--dagster-pipes-context" in task["spark_python_task"]["parameters"]
+
+
+def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance):
+    stored = []
+    for run in instance.get_runs():
+        stored.append(repr(run))  # run config, tags, everything stored with the run
+        stored.extend(repr(entry) for entry in instance.all_logs(run.run_id))
+    assert stored and not any(TOKEN in text for text in stored)
+    assert workspace.requests_containing(TOKEN) == []
+
+
+def _errors(instance: dg.DagsterInstance, run_id: str) -> str:
+    texts = []
+    for entry in instance.all_logs(run_id):
+        error = getattr(getattr(entry.dagster_event, "event_specific_data", None), "error", None)
+        if error is not None:
+            texts.append(error.to_string())
+    return "\n".join(texts)
