@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 SF ?= 0.01
+TARGETS ?= local,databricks
 
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 
@@ -25,7 +26,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python -m scripts.bench --scale-factor $(SF)
+	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS)
 
 dev: setup
 	$(BIN)/dagster dev --host 127.0.0.1

@@ -1,8 +1,13 @@
-"""`make bench SF=<scale>`: the whole graph through Dagster against the floor.
+"""`make bench SF=<scale>`: the whole graph through Dagster, on each target.
 
-The floor is the same five builds (same reads, transforms and Delta writes) in one warm
-Spark session in one process. Prints wall times, their ratio, and peak memory (summed RSS
-of each process tree: Dagster, step processes and their Spark JVMs).
+local: the graph through the Dagster CLI against the floor, the same five builds (same
+reads, transforms and Delta writes) in one warm Spark session in one process. Prints wall
+times, their ratio, and peak memory (summed RSS of each process tree: Dagster, step
+processes and their Spark JVMs).
+
+databricks: the graph twice as Databricks runs against the local workspace emulator. Prints
+runs submitted, bytes uploaded on each pass, and the orchestration overhead per table: the
+step's wall time minus the job's own Spark time (session start and work).
 """
 
 from __future__ import annotations
@@ -20,8 +25,13 @@ from pathlib import Path
 import psutil
 
 from resources.paths import LOCAL_DIR
-from scripts.landing import generate_landing
-from scripts.runs import materialize_command
+from scripts.landing import generate_landing, has_landing
+from scripts.runs import materialize_command, table_runs
+
+# The SDK streams file uploads (the job package) as dbfs create / add-block / close; Pipes
+# puts its small context file with one dbfs put.
+PACKAGE_UPLOAD_PATH = "/api/2.0/dbfs/add-block"
+CONTEXT_UPLOAD_PATH = "/api/2.0/dbfs/put"
 
 
 class PeakMemory:
@@ -92,24 +102,83 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     return {"startup": warm - started, "builds": time.monotonic() - warm}
 
 
+def databricks_graph(work: Path, landing: Path) -> list[dict]:
+    """Materialize every table twice as Databricks runs against the emulator; per pass: runs
+    submitted, bytes uploaded, wall seconds and per-table overhead seconds."""
+    import dagster as dg
+
+    from platform_assets.definitions import build_definitions
+    from scripts.emulated_workspace import emulated_runner, start_emulator
+
+    token = "dapi-benchmark"
+    workspace = start_emulator(work / "workspace", token)
+    os.environ |= {"DATABRICKS_HOST": workspace.host, "DATABRICKS_TOKEN": token}
+    runner = emulated_runner(work / "warehouse_databricks", str(landing))
+    passes = []
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            for _ in range(2):
+                runs_before = len(workspace.runs)
+                requests_before = len(workspace.requests)
+                started = time.monotonic()
+                result = dg.materialize(
+                    list(build_definitions().assets), instance=instance, resources={"runner": runner}
+                )
+                wall = time.monotonic() - started
+                tables = table_runs(instance, result.run_id)
+                requests = workspace.requests[requests_before:]
+                passes.append({
+                    "runs": len(workspace.runs) - runs_before,
+                    "package_bytes": sum(len(r.body) for r in requests if r.path == PACKAGE_UPLOAD_PATH),
+                    "context_bytes": sum(len(r.body) for r in requests if r.path == CONTEXT_UPLOAD_PATH),
+                    "wall": wall,
+                    "overheads": [
+                        t.step_seconds - t.spark_startup_seconds - t.spark_seconds for t in tables
+                    ],
+                })
+    finally:
+        workspace.stop()
+    return passes
+
+
+def print_databricks(passes: list[dict]) -> None:
+    for number, figures in enumerate(passes, start=1):
+        overheads = figures["overheads"]
+        print(f"  databricks target (emulator), pass {number}: {figures['runs']} runs submitted, "
+              f"{figures['wall']:.1f} s (steps one after another); uploaded: job package "
+              f"{figures['package_bytes']:,} bytes, Pipes context files {figures['context_bytes']:,} bytes "
+              "(request bodies, base64 JSON)")
+        print(f"    orchestration overhead per table (step wall - job's Spark time): "
+              f"mean {sum(overheads) / len(overheads):.1f} s, max {max(overheads):.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale-factor", type=float, default=0.01)
     parser.add_argument("--floor-only", type=Path, help=argparse.SUPPRESS)  # the floor's own process
     parser.add_argument("--threads", type=int, default=2, help="Spark threads of the floor session")
+    parser.add_argument("--targets", default="local,databricks", help="comma-separated")
     args = parser.parse_args()
+    targets = args.targets.split(",")
     bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
     landing = bench / "landing"
     if args.floor_only:
         print(json.dumps(floor(args.floor_only, landing, args.threads)))
         return
 
-    if not (landing / "lineitem").is_dir():
+    if not has_landing(landing):
         generate_landing(landing, args.scale_factor)
     work = bench / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores)")
+    if "local" in targets:
+        bench_local(work, landing, args)
+    if "databricks" in targets:
+        print_databricks(databricks_graph(work, landing))
 
+
+def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:
     dagster_seconds, dagster_peak = dagster_graph(work, landing)
     floor_seconds, floor_peak, out = timed(
         [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor),
@@ -117,7 +186,6 @@ def main() -> None:
     )
     builds = json.loads(out.strip().splitlines()[-1])
     gib = 1024**3
-    print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores)")
     print(f"  whole graph through Dagster (CLI, 5 Pipes jobs): {dagster_seconds:7.1f} s  "
           f"peak RSS {dagster_peak / gib:.2f} GiB")
     print(f"  floor: one process, one Spark session ({args.threads} threads): "

@@ -42,6 +42,7 @@ class TableRun:
     delta_version: int
     row_count: int
     input_versions: dict[str, int]
+    spark_startup_seconds: float
     spark_seconds: float
     step_seconds: float
 
@@ -74,6 +75,7 @@ def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
             delta_version=int(metadata["delta_version"]),
             row_count=int(metadata["dagster/row_count"]),
             input_versions=dict(metadata.get("input_versions") or {}),
+            spark_startup_seconds=float(metadata["spark_startup_seconds"]),
             spark_seconds=float(metadata["spark_seconds"]),
             step_seconds=end - start,
         ))

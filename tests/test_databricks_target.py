@@ -14,15 +14,14 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from databricks_emulator import DatabricksEmulator
 from jobs.registry import build_order, discover_tables
 from jobs.runtime import build_table
 from jobs.warehouse import Warehouse
 from platform_assets.definitions import build_definitions
 from platform_assets.table_assets import table_key
-from resources.databricks_runner import DatabricksCompute, DatabricksRunner
+from resources.databricks_runner import DatabricksCompute
 from resources.job_package import build_job_package
-from resources.local_spark import local_spark_conf
+from scripts.emulated_workspace import emulated_runner, start_emulator
 
 TOKEN = "dapi-emulator-0123456789abcdef"
 ORDERS = table_key("main", "bronze.orders")
@@ -30,17 +29,10 @@ ORDERS = table_key("main", "bronze.orders")
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("workspace")
-    task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
-    task_env |= {
-        # Where this "cluster" mounts DBFS and volumes (/dbfs and /Volumes on Databricks).
-        "PLATFORM_DBFS_MOUNT": str(root / "dbfs"),
-        "PLATFORM_VOLUMES_MOUNT": str(root / "volumes"),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
-    with DatabricksEmulator(root, token=TOKEN, env=task_env) as ws:
-        ws.add_cluster("0101-shared-cluster", spark_version="17.3.x-scala2.13")
-        yield ws
+    ws = start_emulator(tmp_path_factory.mktemp("workspace"), TOKEN)
+    ws.add_cluster("0101-shared-cluster", spark_version="17.3.x-scala2.13")
+    yield ws
+    ws.stop()
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +59,6 @@ def warehouse(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("databricks_warehouse")
 
 
-def databricks_runner(warehouse: Path, landing: str, **settings) -> DatabricksRunner:
-    return DatabricksRunner(
-        host=dg.EnvVar("DATABRICKS_HOST"),
-        token=dg.EnvVar("DATABRICKS_TOKEN"),
-        landing_dir=landing,
-        warehouse_dir=str(warehouse),  # the emulator's tasks write directory tables
-        poll_interval_seconds=0.2,
-        session_conf=local_spark_conf(threads=1),  # the emulator's "cluster" is local Spark
-        **settings,
-    )
-
-
 def materialize(instance, runner, selection=None):
     assets = list(build_definitions().assets)
     return dg.materialize(
@@ -100,7 +80,7 @@ def graph_run(workspace, instance, credentials, warehouse, landing):
     """Every table materialized on the Databricks target, surviving a 429 and a 503."""
     workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, times=1)
     workspace.faults.http_error("GET", "/api/2.2/jobs/runs/get", status=503, times=1)
-    result = materialize(instance, databricks_runner(warehouse, landing))
+    result = materialize(instance, emulated_runner(warehouse, landing))
     assert result.success, _errors(instance, result.run_id)
     return result
 
@@ -133,7 +113,7 @@ def test_materializations_carry_the_run_id_url_and_the_same_metadata_as_locally(
 
 
 def test_the_jobs_stdout_reaches_the_dagster_logs(workspace, instance, credentials, warehouse, landing, capfd):
-    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+    result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
 
     assert result.success
     assert "main.bronze.orders: wrote Delta version" in capfd.readouterr().out
@@ -143,7 +123,7 @@ def test_an_unchanged_job_package_is_not_uploaded_again(graph_run, workspace, in
     wheel_name = build_job_package().wheel.name
     assert uploads_of(workspace, wheel_name) == 1
 
-    assert materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS]).success
+    assert materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS]).success
     assert uploads_of(workspace, wheel_name) == 1
 
 
@@ -153,7 +133,7 @@ def test_a_failed_databricks_run_fails_the_asset_with_its_state_message(
     version_before = DeltaTable(str(warehouse / "main/bronze/orders")).version()
     workspace.faults.next_run_fails("Cluster terminated. Reason: Spot instance lost")
 
-    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+    result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
 
     assert not result.success
     assert "Spot instance lost" in _errors(instance, result.run_id)
@@ -176,7 +156,7 @@ def test_terminating_the_dagster_run_cancels_the_databricks_run_and_fails_the_st
             time.sleep(0.1)
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
-    result = materialize(instance, databricks_runner(warehouse, landing), selection=[ORDERS])
+    result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
 
     assert not result.success
     (run_id,) = set(workspace.runs) - runs_before
@@ -187,7 +167,7 @@ def test_terminating_the_dagster_run_cancels_the_databricks_run_and_fails_the_st
 def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments(
     graph_run, workspace, instance, warehouse, landing
 ):
-    runner = databricks_runner(
+    runner = emulated_runner(
         warehouse, landing, compute_by_table={
             "bronze.orders": DatabricksCompute(existing_cluster_id="0101-shared-cluster")
         },
@@ -201,6 +181,29 @@ def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments(
     task = workspace.runs[run_id].submitted["tasks"][0]
     assert task["existing_cluster_id"] == "0101-shared-cluster" and "new_cluster" not in task
     assert "--dagster-pipes-context" in task["spark_python_task"]["parameters"]
+
+
+def test_serverless_ships_the_package_and_pipes_files_through_a_volume(
+    graph_run, workspace, instance, warehouse, landing
+):
+    runner = emulated_runner(
+        warehouse, landing,
+        compute=DatabricksCompute(serverless=True),
+        artifacts_dir="/Volumes/main/platform/artifacts",
+        pipes_volume="/Volumes/main/platform/pipes",
+    )
+    runs_before = set(workspace.runs)
+
+    result = materialize(instance, runner, selection=[ORDERS])
+
+    assert result.success, _errors(instance, result.run_id)
+    (run_id,) = set(workspace.runs) - runs_before
+    submitted = workspace.runs[run_id].submitted
+    assert submitted["tasks"][0]["environment_key"] == "platform"
+    (environment,) = submitted["environments"]
+    assert environment["spec"]["dependencies"] == [
+        f"/Volumes/main/platform/artifacts/{build_job_package().wheel.name}"
+    ]
 
 
 def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance):

@@ -5,6 +5,7 @@ import pytest
 
 from jobs.registry import DeclarationError
 from platform_assets.definitions import build_definitions, defs
+from resources.databricks_runner import DatabricksRunner
 
 
 def test_code_location_loads_every_table_keyed_by_catalog_schema_table():
@@ -46,3 +47,42 @@ def test_catalog_setting_changes_every_key(monkeypatch):
 def test_bad_declarations_fail_the_definitions_load_naming_module_and_table(package, message):
     with pytest.raises(DeclarationError, match=message):
         build_definitions(tables_package=f"tests.declarations.{package}")
+
+
+def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_reference(monkeypatch, tmp_path):
+    settings = tmp_path / "databricks.yaml"
+    settings.write_text(
+        "compute:\n  num_workers: 2\n"
+        "compute_by_table:\n  silver.order_lines:\n    autoscale_min_workers: 2\n    autoscale_max_workers: 8\n"
+    )
+    monkeypatch.setenv("PLATFORM_TARGET", "databricks")
+    monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-do-not-store")
+
+    defs = build_definitions()
+
+    dg.Definitions.validate_loadable(defs)
+    runner = defs.resources["runner"]
+    assert isinstance(runner, DatabricksRunner)
+    assert "dapi-do-not-store" not in repr(runner)
+    assert runner.compute.task_fields()["new_cluster"]["num_workers"] == 2
+    assert runner.compute_by_table["silver.order_lines"].task_fields()["new_cluster"]["autoscale"] == {
+        "min_workers": 2, "max_workers": 8,
+    }
+
+
+def test_a_token_in_the_settings_file_is_refused(monkeypatch, tmp_path):
+    settings = tmp_path / "databricks.yaml"
+    settings.write_text("token: dapi-oops\n")
+    monkeypatch.setenv("PLATFORM_TARGET", "databricks")
+    monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
+
+    with pytest.raises(ValueError, match=r"databricks\.yaml: 'token' comes from DATABRICKS_TOKEN"):
+        build_definitions()
+
+
+def test_an_unknown_target_is_named(monkeypatch):
+    monkeypatch.setenv("PLATFORM_TARGET", "kubernetes")
+
+    with pytest.raises(ValueError, match="PLATFORM_TARGET must be 'local' or 'databricks', not 'kubernetes'"):
+        build_definitions()

@@ -1,6 +1,5 @@
 """Whole runs: the graph through the Dagster CLI, then reruns and failures with materialize()."""
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
