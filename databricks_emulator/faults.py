@@ -16,6 +16,7 @@ class _HttpFault:
     error_code: str | None
     message: str
     retry_after: int | None
+    after_handling: bool
 
 
 @dataclass
@@ -43,11 +44,14 @@ class Faults:
         error_code: str | None = None,
         message: str | None = None,
         retry_after: int | None = 0,
+        after_handling: bool = False,
     ) -> None:
         """The next `times` calls of `method` on `path` (fnmatch pattern, no query) fail.
 
         429 and 503 carry `Retry-After` (0 s by default) because the SDK retries those and
-        would otherwise wait its default back-off.
+        would otherwise wait its default back-off. With `after_handling` the call takes effect
+        first and only its answer is lost, as when a gateway times out on a request the
+        workspace did carry out: a retried `runs/submit` then shows whether it starts twice.
         """
         with self._lock:
             self._http.append(
@@ -59,6 +63,7 @@ class Faults:
                     error_code,
                     message or f"Injected fault: HTTP {status}",
                     retry_after if status in (429, 503) else None,
+                    after_handling,
                 )
             )
 
@@ -77,11 +82,12 @@ class Faults:
             self._http.clear()
             self._runs.clear()
 
-    def check_http(self, method: str, path: str) -> None:
-        """Raise the first matching queued HTTP fault, consuming one of its uses."""
+    def check_http(self, method: str, path: str, after_handling: bool = False) -> None:
+        """Raise the first matching queued HTTP fault of that timing, consuming one use."""
         with self._lock:
             for fault in self._http:
-                if fault.method == method and fnmatch.fnmatchcase(path, fault.path_pattern):
+                if (fault.method == method and fault.after_handling == after_handling
+                        and fnmatch.fnmatchcase(path, fault.path_pattern)):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._http.remove(fault)

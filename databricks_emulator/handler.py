@@ -122,6 +122,7 @@ def make_handler_class(emulator) -> type[BaseHTTPRequestHandler]:
                 handler, params = emulator.router.resolve(self.command, path)
                 request = Request(self.command, path, query, dict(self.headers), body, params)
                 result = handler(request)
+                emulator.faults.check_http(self.command, path, after_handling=True)
             except ApiError as e:
                 self._send(e.status, json.dumps(e.body()).encode(), "application/json", e.headers)
                 return

@@ -16,7 +16,7 @@ def main(argv: list[str]) -> None:
     tables = discover_tables()
     if argv[1] not in tables:
         sys.exit(f"unknown table {argv[1]}; declared tables: {', '.join(sorted(tables))}")
-    run_table(tables[argv[1]], argv)
+    run_table(tables[argv[1]])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster_pipes import (
@@ -65,14 +65,14 @@ class MountedMessageWriter(PipesBlobStoreMessageWriter):
         return {}
 
 
-def open_pipes(argv: Sequence[str]) -> PipesContext:
+def open_pipes() -> PipesContext:
     """Open the Pipes session for this process (use as a context manager)."""
     if not on_databricks():
         return open_dagster_pipes()
     # On an existing cluster or serverless the bootstrap comes as CLI arguments, else env vars.
-    from_cli = "--dagster-pipes-context" in argv
+    cli_args = PipesCliArgsParamsLoader()
     return open_dagster_pipes(
-        params_loader=PipesCliArgsParamsLoader() if from_cli else PipesEnvVarParamsLoader(),
+        params_loader=cli_args if cli_args.is_dagster_pipes_process() else PipesEnvVarParamsLoader(),
         context_loader=MountedContextLoader(),
         message_writer=MountedMessageWriter(interval=1),
     )

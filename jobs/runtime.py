@@ -11,12 +11,10 @@ import socket
 import time
 from dataclasses import dataclass
 
-from collections.abc import Sequence
-
 from dagster_pipes import PipesContext
 from pyspark.sql import SparkSession
 
-from jobs.pipes_io import open_pipes
+from jobs.pipes_io import on_databricks, open_pipes
 from jobs.table import LandingFiles, Table
 from jobs.warehouse import Commit, Warehouse
 
@@ -73,13 +71,14 @@ def _build(
     )
 
 
-def run_table(table: Table, argv: Sequence[str]) -> None:
+def run_table(table: Table) -> None:
     """Build `table` inside the Dagster Pipes session the orchestrator opened for this process."""
-    with open_pipes(argv) as pipes:
+    with open_pipes() as pipes:
         extras = pipes.extras
         started = time.monotonic()
         spark = SparkSession.builder.config(map=extras.get("spark_conf", {})).getOrCreate()
-        spark.sparkContext.setLogLevel("WARN")
+        if not on_databricks():  # no SparkContext on serverless or shared (Spark Connect) compute
+            spark.sparkContext.setLogLevel("WARN")
         session_ready = time.monotonic()
         warehouse = Warehouse(
             catalog=extras["catalog"],
@@ -111,7 +110,10 @@ def _report(
             "raw_value": {"columns": [{"name": n, "type": t} for n, t in build.columns]},
             "type": "table_schema",
         },
-        "location": warehouse.location(table.name),
+        "location": {
+            "raw_value": warehouse.location(table.name),
+            "type": "text" if warehouse.root is None else "path",
+        },
         "spark_startup_seconds": round(startup, 3),
         "spark_seconds": round(work, 3),
         "ran_on": f"{pipes.extras['ran_on']} {os.getpid()} on {socket.gethostname()}",

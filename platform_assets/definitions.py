@@ -37,7 +37,9 @@ def runner_from_env() -> TableRunner:
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     """Definitions for the tables declared under `tables_package`, configured from the environment."""
     catalog = setting("PLATFORM_CATALOG", "main")
-    assets = table_assets(discover_tables(tables_package), catalog)
+    tables = discover_tables(tables_package)
+    runner = runner_from_env()
+    runner.check_tables(set(tables))
     # Dagster's default caps parallel steps at the core count, but a step mostly waits on its
     # Spark process: the cap is a fixed default to tune by memory (a local job's process tree
     # peaks near 1 GiB; see the README's benchmark).
@@ -45,9 +47,9 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
         {"max_concurrent": int(setting("PLATFORM_MAX_PARALLEL_JOBS", "4"))}
     )
     return dg.Definitions(
-        assets=assets,
+        assets=table_assets(tables, catalog),
         jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
-        resources={"runner": runner_from_env()},
+        resources={"runner": runner},
         executor=executor,
     )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from pydantic import model_validator
 from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_databricks import PipesDatabricksClient, PipesDbfsMessageReader
 
@@ -36,7 +37,17 @@ class DatabricksCompute(dg.Config):
     autoscale_min_workers: int | None = None  # both set: autoscale instead of num_workers
     autoscale_max_workers: int | None = None
     instance_pool_id: str | None = None
+    # Unity Catalog needs an access mode on the cluster; dedicated (single user) suits jobs.
+    data_security_mode: str = "SINGLE_USER"
     spark_conf: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_kind_of_compute(self) -> "DatabricksCompute":
+        if self.serverless and self.existing_cluster_id:
+            raise ValueError("compute: choose serverless or existing_cluster_id, not both")
+        if (self.autoscale_min_workers is None) != (self.autoscale_max_workers is None):
+            raise ValueError("compute: set both autoscale_min_workers and autoscale_max_workers")
+        return self
 
     def task_fields(self) -> dict:
         """The compute part of a `runs/submit` task."""
@@ -44,12 +55,16 @@ class DatabricksCompute(dg.Config):
             return {"environment_key": SERVERLESS_ENVIRONMENT}
         if self.existing_cluster_id:
             return {"existing_cluster_id": self.existing_cluster_id}
-        cluster = {"spark_version": self.spark_version, "spark_conf": dict(self.spark_conf)}
+        cluster = {
+            "spark_version": self.spark_version,
+            "spark_conf": dict(self.spark_conf),
+            "data_security_mode": self.data_security_mode,
+        }
         if self.instance_pool_id:
             cluster["instance_pool_id"] = self.instance_pool_id
         else:
             cluster["node_type_id"] = self.node_type_id
-        if self.autoscale_min_workers is not None and self.autoscale_max_workers is not None:
+        if self.autoscale_min_workers is not None:
             cluster["autoscale"] = {
                 "min_workers": self.autoscale_min_workers,
                 "max_workers": self.autoscale_max_workers,
@@ -95,13 +110,24 @@ class DatabricksRunner(TableRunner):
     token: str
     landing_dir: str = "/Volumes/main/landing/tpch"
     warehouse_dir: str | None = None
-    artifacts_dir: str = "dbfs:/FileStore/delta-asset-platform/jobs"
+    # A volume: runtimes 15+ refuse libraries from the DBFS root, and serverless needs one.
+    artifacts_dir: str = "/Volumes/main/platform/artifacts"
     pipes_volume: str | None = None  # a volume for Pipes files; serverless needs one
     compute: DatabricksCompute = DatabricksCompute()
     compute_by_table: dict[str, DatabricksCompute] = {}  # "schema.table" -> its own compute
     poll_interval_seconds: float = 5.0
     timeout_seconds: int = 0  # 0: no limit
     session_conf: dict[str, str] = {}  # Spark settings the job applies itself; empty on Databricks
+
+    @model_validator(mode="after")
+    def _serverless_has_volumes(self) -> "DatabricksRunner":
+        computes = {"compute": self.compute, **{f"compute_by_table.{k}": v for k, v in self.compute_by_table.items()}}
+        for where, spec in computes.items():
+            if spec.serverless and not self.pipes_volume:
+                raise ValueError(f"{where} is serverless: set pipes_volume to a /Volumes/... path")
+            if spec.serverless and not self.artifacts_dir.startswith("/Volumes/"):
+                raise ValueError(f"{where} is serverless: artifacts_dir must be a /Volumes/... path")
+        return self
 
     @classmethod
     def from_env(cls) -> "DatabricksRunner":
@@ -118,6 +144,11 @@ class DatabricksRunner(TableRunner):
                     "not from the settings file"
                 )
         return cls(host=dg.EnvVar("DATABRICKS_HOST"), token=dg.EnvVar("DATABRICKS_TOKEN"), **settings)
+
+    def check_tables(self, declared: set[str]) -> None:
+        unknown = sorted(set(self.compute_by_table) - declared)
+        if unknown:
+            raise ValueError(f"compute_by_table names undeclared table(s) {unknown}")
 
     def workspace_client(self) -> WorkspaceClient:
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
@@ -142,11 +173,13 @@ class DatabricksRunner(TableRunner):
             **compute_spec.task_fields(),
         }
         submit_args = {
-            "run_name": f"{catalog}.{name}",
-            # A submit retried after a 429 or 503 must not start a second run.
+            # dagster-databricks drops task tags: the name is what links back to the Dagster run.
+            "run_name": f"{catalog}.{name} (dagster run {context.run.run_id[:8]})",
+            # A submit retried after a 429 or 503 must not start a second run (64 hex chars:
+            # Databricks' limit).
             "idempotency_token": hashlib.sha256(
                 f"{context.run.run_id}/{name}/{context.retry_number}".encode()
-            ).hexdigest()[:64],
+            ).hexdigest(),
         }
         if self.timeout_seconds:
             submit_args["timeout_seconds"] = self.timeout_seconds
@@ -172,10 +205,6 @@ class DatabricksRunner(TableRunner):
 
     def _client(self, workspace: WorkspaceClient, compute_spec: DatabricksCompute):
         if compute_spec.serverless:
-            if not self.pipes_volume:
-                raise dg.DagsterInvalidConfigError(
-                    "DatabricksRunner.pipes_volume must name a volume for serverless compute", [], None
-                )
             reader = PipesUnityCatalogVolumesMessageReader(
                 client=workspace, volume_path=self.pipes_volume,
                 interval=self.poll_interval_seconds, include_stdio_in_messages=True,

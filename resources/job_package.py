@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import uuid
 import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import NotFound
+from databricks.sdk.errors import NotFound, ResourceAlreadyExists
 
 from resources.paths import PROJECT_DIR
 
@@ -98,8 +99,15 @@ def upload_if_absent(client: WorkspaceClient, directory: str, artifact: Artifact
     except NotFound:
         pass
     content = io.BytesIO(artifact.content)
-    if on_volume:
+    if on_volume:  # one PUT: the file appears whole
         client.files.upload(path, content, overwrite=True)
-    else:
-        client.dbfs.upload(dbfs_path, content, overwrite=True)
+        return path, True
+    # A DBFS upload is create, add-block..., close, and the file is visible from create on:
+    # write aside and move into place, so a parallel step never submits a half-written wheel.
+    staging = f"{dbfs_path}.{uuid.uuid4().hex}.partial"
+    client.dbfs.upload(staging, content, overwrite=True)
+    try:
+        client.dbfs.move(staging, dbfs_path)
+    except ResourceAlreadyExists:  # a parallel step moved the same content there first
+        client.dbfs.delete(staging)
     return path, True

@@ -11,3 +11,6 @@ class TableRunner(dg.ConfigurableResource):
     ) -> dg.MaterializeResult:
         """Build the asset's table, reading each input table at the Delta version given."""
         raise NotImplementedError
+
+    def check_tables(self, declared: set[str]) -> None:
+        """Raise if the runner's settings name a table that is not declared."""

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -68,29 +69,44 @@ def materialize(instance, runner, selection=None):
 
 
 def uploads_of(workspace, name: str) -> int:
-    """DBFS uploads (put, or create for streamed uploads) of a file called `name`."""
+    """Uploads of a file called `name` to a volume (one Files API PUT each)."""
     return sum(
         1 for request in workspace.requests
-        if request.path in ("/api/2.0/dbfs/put", "/api/2.0/dbfs/create") and name.encode() in request.body
+        if request.method == "PUT" and request.path.startswith("/api/2.0/fs/files/Volumes/")
+        and request.path.endswith(f"/{name}")
     )
 
 
+@dataclass
+class GraphRun:
+    result: dg.ExecuteInProcessResult
+    runs_started: int
+    submit_calls: int
+
+
 @pytest.fixture(scope="module")
-def graph_run(workspace, instance, credentials, warehouse, landing):
-    """Every table materialized on the Databricks target, surviving a 429 and a 503."""
-    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, times=1)
-    workspace.faults.http_error("GET", "/api/2.2/jobs/runs/get", status=503, times=1)
+def graph_run(workspace, instance, credentials, warehouse, landing) -> GraphRun:
+    """Every table materialized on the Databricks target, through a 503 on runs/get and a
+    429 on runs/submit answered after the run was already created."""
+    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, after_handling=True)
+    workspace.faults.http_error("GET", "/api/2.2/jobs/runs/get", status=503)
+    runs_before, requests_before = len(workspace.runs), len(workspace.requests)
     result = materialize(instance, emulated_runner(warehouse, landing))
     assert result.success, _errors(instance, result.run_id)
-    return result
+    return GraphRun(
+        result=result,
+        runs_started=len(workspace.runs) - runs_before,
+        submit_calls=sum(
+            1 for r in workspace.requests[requests_before:] if r.path == "/api/2.2/jobs/runs/submit"
+        ),
+    )
 
 
 def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
-    graph_run, workspace, warehouse, landing, spark, tmp_path
+    graph_run, warehouse, landing, spark, tmp_path
 ):
-    submits = [r for r in workspace.requests if r.path == "/api/2.2/jobs/runs/submit"]
-    assert len(workspace.runs) == 5  # the 429'd submit was retried without a second run
-    assert len(submits) == 6
+    # The submit whose answer was lost was sent again with its idempotency token: no 6th run.
+    assert (graph_run.runs_started, graph_run.submit_calls) == (5, 6)
 
     local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"))
     tables = discover_tables()
@@ -103,7 +119,7 @@ def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
 
 
 def test_materializations_carry_the_run_id_url_and_the_same_metadata_as_locally(graph_run):
-    for event in graph_run.get_asset_materialization_events():
+    for event in graph_run.result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         assert metadata["Databricks Job Run ID"].isdigit()
         assert "/run/" in metadata["Databricks Job Run URL"]
@@ -164,13 +180,13 @@ def test_terminating_the_dagster_run_cancels_the_databricks_run_and_fails_the_st
     assert f"Databricks run {run_id} was cancelled" in _errors(instance, result.run_id)
 
 
-def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments(
+def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments_and_dbfs_libraries(
     graph_run, workspace, instance, warehouse, landing
 ):
     runner = emulated_runner(
-        warehouse, landing, compute_by_table={
-            "bronze.orders": DatabricksCompute(existing_cluster_id="0101-shared-cluster")
-        },
+        warehouse, landing,
+        artifacts_dir="dbfs:/FileStore/platform/jobs",
+        compute_by_table={"bronze.orders": DatabricksCompute(existing_cluster_id="0101-shared-cluster")},
     )
     runs_before = set(workspace.runs)
 
@@ -181,6 +197,10 @@ def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments(
     task = workspace.runs[run_id].submitted["tasks"][0]
     assert task["existing_cluster_id"] == "0101-shared-cluster" and "new_cluster" not in task
     assert "--dagster-pipes-context" in task["spark_python_task"]["parameters"]
+    wheel = build_job_package().wheel.name
+    assert task["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
+    shipped = sorted(p.name for p in (workspace.dbfs_root / "FileStore/platform/jobs").iterdir())
+    assert shipped == sorted([wheel, build_job_package().launcher.name])  # no staging copies left
 
 
 def test_serverless_ships_the_package_and_pipes_files_through_a_volume(

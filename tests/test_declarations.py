@@ -86,3 +86,13 @@ def test_an_unknown_target_is_named(monkeypatch):
 
     with pytest.raises(ValueError, match="PLATFORM_TARGET must be 'local' or 'databricks', not 'kubernetes'"):
         build_definitions()
+
+
+def test_compute_for_an_undeclared_table_is_named(monkeypatch, tmp_path):
+    settings = tmp_path / "databricks.yaml"
+    settings.write_text("compute_by_table:\n  silver.order_line:\n    num_workers: 4\n")
+    monkeypatch.setenv("PLATFORM_TARGET", "databricks")
+    monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
+
+    with pytest.raises(ValueError, match=r"compute_by_table names undeclared table\(s\) \['silver\.order_line'\]"):
+        build_definitions()
