@@ -85,10 +85,12 @@ def run_table(table: Table) -> None:
             landing_root=extras["landing_dir"],
             root=extras.get("warehouse_dir"),
         )
-        pipes.log.info(f"building {warehouse.full_name(table.name)}")
-        build = build_table(spark, warehouse, table, extras.get("input_versions", {}))
-        # Printed, not logged through Pipes: this is the job's stdout, which reaches the run's
-        # logs locally and, through include_stdio_in_messages, from Databricks.
+        # Printed, not logged through Pipes: the job's stdout reaches the step's logs locally
+        # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what
+        # is printed in the last second before the session closes.)
+        pinned = extras.get("input_versions", {})
+        print(f"{warehouse.full_name(table.name)}: building, inputs pinned at {pinned}", flush=True)
+        build = build_table(spark, warehouse, table, pinned)
         print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
               f"{build.row_count} rows", flush=True)
         _report(pipes, warehouse, table, build,
