@@ -49,14 +49,20 @@ def test_bad_declarations_fail_the_definitions_load_naming_module_and_table(pack
         build_definitions(tables_package=f"tests.declarations.{package}")
 
 
-def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_reference(monkeypatch, tmp_path):
+def use_databricks_settings(monkeypatch, tmp_path, text: str) -> None:
+    """Select the Databricks target with `text` as its settings file."""
     settings = tmp_path / "databricks.yaml"
-    settings.write_text(
-        "compute:\n  num_workers: 2\n"
-        "compute_by_table:\n  silver.order_lines:\n    autoscale_min_workers: 2\n    autoscale_max_workers: 8\n"
-    )
+    settings.write_text(text)
     monkeypatch.setenv("PLATFORM_TARGET", "databricks")
     monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
+
+
+def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_reference(monkeypatch, tmp_path):
+    use_databricks_settings(
+        monkeypatch, tmp_path,
+        "compute:\n  num_workers: 2\n"
+        "compute_by_table:\n  silver.order_lines:\n    autoscale_min_workers: 2\n    autoscale_max_workers: 8\n",
+    )
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-do-not-store")
 
     defs = build_definitions()
@@ -72,12 +78,16 @@ def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_referen
 
 
 def test_a_token_in_the_settings_file_is_refused(monkeypatch, tmp_path):
-    settings = tmp_path / "databricks.yaml"
-    settings.write_text("token: dapi-oops\n")
-    monkeypatch.setenv("PLATFORM_TARGET", "databricks")
-    monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
+    use_databricks_settings(monkeypatch, tmp_path, "token: dapi-oops\n")
 
     with pytest.raises(ValueError, match=r"databricks\.yaml: 'token' comes from DATABRICKS_TOKEN"):
+        build_definitions()
+
+
+def test_compute_for_an_undeclared_table_is_named(monkeypatch, tmp_path):
+    use_databricks_settings(monkeypatch, tmp_path, "compute_by_table:\n  silver.order_line:\n    num_workers: 4\n")
+
+    with pytest.raises(ValueError, match=r"compute_by_table names undeclared table\(s\) \['silver\.order_line'\]"):
         build_definitions()
 
 
@@ -85,14 +95,4 @@ def test_an_unknown_target_is_named(monkeypatch):
     monkeypatch.setenv("PLATFORM_TARGET", "kubernetes")
 
     with pytest.raises(ValueError, match="PLATFORM_TARGET must be 'local' or 'databricks', not 'kubernetes'"):
-        build_definitions()
-
-
-def test_compute_for_an_undeclared_table_is_named(monkeypatch, tmp_path):
-    settings = tmp_path / "databricks.yaml"
-    settings.write_text("compute_by_table:\n  silver.order_line:\n    num_workers: 4\n")
-    monkeypatch.setenv("PLATFORM_TARGET", "databricks")
-    monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
-
-    with pytest.raises(ValueError, match=r"compute_by_table names undeclared table\(s\) \['silver\.order_line'\]"):
         build_definitions()
