@@ -20,7 +20,7 @@ from databricks.sdk.core import Config
 from databricks.sdk.service import compute, jobs
 
 from resources.job_package import build_job_package, upload_if_absent
-from resources.runner import TableRunner
+from resources.runner import TableRunner, job_extras
 
 SERVERLESS_ENVIRONMENT = "platform"
 
@@ -190,14 +190,14 @@ class DatabricksRunner(TableRunner):
             )]
         else:
             task["libraries"] = [{"whl": wheel}]
-        extras = {
-            "ran_on": "Databricks",
-            "catalog": catalog,
-            "warehouse_dir": self.warehouse_dir,
-            "landing_dir": self.landing_dir,
-            "input_versions": input_versions,
-            "spark_conf": self.session_conf,
-        }
+        extras = job_extras(
+            ran_on="Databricks",
+            catalog=catalog,
+            warehouse_dir=self.warehouse_dir,
+            landing_dir=self.landing_dir,
+            input_versions=input_versions,
+            spark_conf=self.session_conf,
+        )
         return self._client(workspace, compute_spec).run(
             context=context, extras=extras, task=jobs.SubmitTask.from_dict(task),
             submit_args=submit_args,

@@ -7,7 +7,7 @@ import dagster as dg
 
 from resources.local_spark import local_spark_conf
 from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
-from resources.runner import TableRunner
+from resources.runner import TableRunner, job_extras
 
 
 class LocalSparkRunner(TableRunner):
@@ -34,16 +34,14 @@ class LocalSparkRunner(TableRunner):
         self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
     ) -> dg.MaterializeResult:
         catalog, schema, table = context.asset_key.path
-        extras = {
-            "ran_on": "local process",
-            "catalog": catalog,
-            "warehouse_dir": self.warehouse_dir,
-            "landing_dir": self.landing_dir,
-            "input_versions": input_versions,
-            "spark_conf": local_spark_conf(
-                self.spark_threads, self.driver_memory, self.shuffle_partitions
-            ),
-        }
+        extras = job_extras(
+            ran_on="local process",
+            catalog=catalog,
+            warehouse_dir=self.warehouse_dir,
+            landing_dir=self.landing_dir,
+            input_versions=input_versions,
+            spark_conf=local_spark_conf(self.spark_threads, self.driver_memory, self.shuffle_partitions),
+        )
         # SPARK_LOCAL_IP keeps Spark from resolving the host name to pick an address at start.
         client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env={"SPARK_LOCAL_IP": "127.0.0.1"})
         return client.run(

@@ -3,6 +3,21 @@
 import dagster as dg
 
 
+def job_extras(
+    *, ran_on: str, catalog: str, warehouse_dir: str | None, landing_dir: str,
+    input_versions: dict[str, int], spark_conf: dict[str, str],
+) -> dict:
+    """The Pipes extras every job reads (jobs/runtime.py): one contract for all runners."""
+    return {
+        "ran_on": ran_on,
+        "catalog": catalog,
+        "warehouse_dir": warehouse_dir,
+        "landing_dir": landing_dir,
+        "input_versions": input_versions,
+        "spark_conf": spark_conf,
+    }
+
+
 class TableRunner(dg.ConfigurableResource):
     """Runs the job that builds one table's asset; one subclass per target."""
 
