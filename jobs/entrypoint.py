@@ -6,17 +6,18 @@ Pipes may append its bootstrap arguments after the table name.
 
 import sys
 
-from jobs.registry import discover_tables
+from jobs.registry import discover
 from jobs.runtime import run_table
 
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
         sys.exit("usage: python -m jobs.entrypoint <schema.table>")
-    tables = discover_tables()
+    declarations = discover()
+    tables = declarations.tables
     if argv[1] not in tables:
         sys.exit(f"unknown table {argv[1]}; declared tables: {', '.join(sorted(tables))}")
-    run_table(tables[argv[1]])
+    run_table(tables[argv[1]], external=frozenset(declarations.external))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Finds the table declarations (one `TABLE` per module under jobs.tables) and validates them."""
+"""Finds the declarations (one `TABLE` per module under jobs.tables) and validates them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import importlib
 import inspect
 import pkgutil
 import re
+from dataclasses import dataclass
 
-from jobs.table import Merge, Table
+from jobs.table import ExternalTable, Merge, Table
 
 TABLES_PACKAGE = "jobs.tables"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -19,42 +20,60 @@ class DeclarationError(ValueError):
     """A table declaration is invalid; the message names the module and the table."""
 
 
-def discover_tables(package: str = TABLES_PACKAGE) -> dict[str, Table]:
-    """Import every module under `package` and return its validated tables by name."""
-    tables: dict[str, Table] = {}
+@dataclass(frozen=True)
+class Declarations:
+    """The tables the platform builds, and the external tables they may read."""
+
+    tables: dict[str, Table]
+    external: dict[str, ExternalTable]
+
+
+def discover(package: str = TABLES_PACKAGE) -> Declarations:
+    """Import every module under `package` and return its validated declarations by name."""
+    found: dict[str, Table | ExternalTable] = {}
     root = importlib.import_module(package)
     for info in pkgutil.walk_packages(root.__path__, prefix=f"{root.__name__}."):
         module = importlib.import_module(info.name)
         if info.ispkg:
             continue
-        table = getattr(module, "TABLE", None)
-        if not isinstance(table, Table):
-            raise DeclarationError(f"{info.name}: declares no table (expected TABLE = Table(...))")
-        table = dataclasses.replace(table, module=info.name)
-        if table.name in tables:
+        declared = getattr(module, "TABLE", None)
+        if not isinstance(declared, Table | ExternalTable):
             raise DeclarationError(
-                f"table {table.name} is declared twice: in {tables[table.name].module} "
-                f"and in {table.module}"
+                f"{info.name}: declares no table (expected TABLE = Table(...) or ExternalTable(...))"
             )
-        tables[table.name] = table
-    validate_tables(tables)
-    return tables
+        declared = dataclasses.replace(declared, module=info.name)
+        if declared.name in found:
+            raise DeclarationError(
+                f"table {declared.name} is declared twice: in {found[declared.name].module} "
+                f"and in {declared.module}"
+            )
+        found[declared.name] = declared
+    declarations = Declarations(
+        tables={name: t for name, t in found.items() if isinstance(t, Table)},
+        external={name: t for name, t in found.items() if isinstance(t, ExternalTable)},
+    )
+    validate(declarations)
+    return declarations
 
 
 def build_order(tables: dict[str, Table]) -> list[str]:
     """Table names, each after every table it reads; raises graphlib.CycleError on a cycle."""
-    graph = {name: set(table.table_inputs.values()) for name, table in tables.items()}
+    graph = {name: set(table.table_inputs.values()) & set(tables) for name, table in tables.items()}
     return list(graphlib.TopologicalSorter(graph).static_order())
 
 
-def validate_tables(tables: dict[str, Table]) -> None:
+def validate(declarations: Declarations) -> None:
     """Raise DeclarationError for bad names, unknown inputs, mismatched transforms or a cycle."""
+    tables = declarations.tables
+    for declared in [*tables.values(), *declarations.external.values()]:
+        if not _NAME.match(declared.name):
+            raise DeclarationError(
+                f"{declared.module}: table {declared.name}: name must be 'schema.table' in lower case"
+            )
     for table in tables.values():
         where = f"{table.module}: table {table.name}"
-        if not _NAME.match(table.name):
-            raise DeclarationError(f"{where}: name must be 'schema.table' in lower case")
         for param, source in table.table_inputs.items():
-            if source not in tables:
+            if source not in tables and source not in declarations.external:
                 raise DeclarationError(f"{where} reads unknown table {source} (input '{param}')")
         params = list(inspect.signature(table.transform).parameters)
         if sorted(params) != sorted(table.inputs):

@@ -71,8 +71,10 @@ def _build(
     )
 
 
-def run_table(table: Table) -> None:
-    """Build `table` inside the Dagster Pipes session the orchestrator opened for this process."""
+def run_table(table: Table, external: frozenset[str]) -> None:
+    """Build `table` inside the Dagster Pipes session the orchestrator opened for this process.
+
+    `external` names the tables other systems write, which live apart from the platform's."""
     with open_pipes() as pipes:
         extras = pipes.extras
         started = time.monotonic()
@@ -84,6 +86,7 @@ def run_table(table: Table) -> None:
             catalog=extras["catalog"],
             landing_root=extras["landing_dir"],
             root=extras.get("warehouse_dir"),
+            external=external,
         )
         # Printed, not logged through Pipes: the job's stdout reaches the step's logs locally
         # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what

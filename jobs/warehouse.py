@@ -2,6 +2,8 @@
 
 Tables live either in a directory, `<root>/<catalog>/<schema>/<table>` (local), or in the
 metastore under their three-part name (Unity Catalog on Databricks) when there is no root.
+External tables (written by other systems) live in the landing area locally,
+`<landing>/<schema>/<table>`, and in the metastore otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Warehouse:
     catalog: str
     landing_root: str
     root: str | None = None  # None: catalog tables, addressed by name
+    external: frozenset[str] = frozenset()  # names of the tables other systems write
 
     def full_name(self, name: str) -> str:
         return f"{self.catalog}.{name}"
@@ -40,6 +43,8 @@ class Warehouse:
         """The table's directory, or its three-part name for a catalog table."""
         if self.root is None:
             return self.full_name(name)
+        if name in self.external:
+            return external_table_path(self.landing_root, name)
         schema, table = name.split(".")
         return str(Path(self.root) / self.catalog / schema / table)
 
@@ -54,6 +59,11 @@ class Warehouse:
     def latest_version(self, spark: SparkSession, name: str) -> int:
         table = self._delta_table(spark, name)
         if table is None:
+            if name in self.external:
+                raise FileNotFoundError(
+                    f"external table {self.full_name(name)} does not exist at {self.location(name)}: "
+                    "the system that writes it has not delivered it yet"
+                )
             raise FileNotFoundError(
                 f"input table {self.full_name(name)} does not exist at {self.location(name)}: "
                 "materialize it first"
@@ -98,6 +108,12 @@ class Warehouse:
             else:
                 writer.save(self.location(name))
         return _last_commit(self._delta_table(spark, name))
+
+
+def external_table_path(landing_root: str, name: str) -> str:
+    """Where an external table `schema.table` lives in a landing directory."""
+    schema, table = name.split(".")
+    return str(Path(landing_root) / schema / table)
 
 
 def _last_commit(table: DeltaTable) -> Commit:

@@ -3,7 +3,13 @@
 import dagster as dg
 
 from jobs.table import Table
+from platform_assets.automation import automation_condition
+from platform_assets.sources import landing_key
 from resources.runner import TableRunner
+
+# Every table job takes a slot of this pool: dagster.yaml caps the Spark jobs running at once
+# across all runs (the executor's cap only counts the steps of one run).
+SPARK_POOL = "spark_jobs"
 
 
 def table_key(catalog: str, name: str) -> dg.AssetKey:
@@ -12,25 +18,35 @@ def table_key(catalog: str, name: str) -> dg.AssetKey:
 
 
 def latest_delta_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
-    """The Delta version written by the asset's latest materialization, if it has one."""
+    """The Delta version the platform last wrote to the table, or last observed for an
+    external table; None if there is neither."""
     event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
+    if event is None:
+        observed = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+        event = observed[0].event_log_entry if observed else None
+    if event is None or event.asset_materialization is None and event.asset_observation is None:
         return None
-    value = event.asset_materialization.metadata.get("delta_version")
+    metadata = (event.asset_materialization or event.asset_observation).metadata
+    value = metadata.get("delta_version")
     return None if value is None else int(value.value)
 
 
 def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
     """The asset that materializes `table` by running its job through the `runner` resource."""
     inputs = sorted(set(table.table_inputs.values()))
+    deps = [table_key(catalog, name) for name in inputs] + [
+        landing_key(dataset) for dataset in sorted(table.landing_datasets)
+    ]
 
     @dg.asset(
         key=table_key(catalog, table.name),
         group_name=table.schema,
-        deps=[table_key(catalog, name) for name in inputs],
+        deps=deps,
         description=table.description or None,
         kinds={"spark", "delta"},
         metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
+        automation_condition=automation_condition(table.trigger, deps),
+        pool=SPARK_POOL,
     )
     def _table(context: dg.AssetExecutionContext, runner: TableRunner) -> dg.MaterializeResult:
         pinned = {}

@@ -92,7 +92,7 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     """Build every table in dependency order in this process's one Spark session."""
     from pyspark.sql import SparkSession
 
-    from jobs.registry import build_order, discover_tables
+    from jobs.registry import build_order, discover
     from jobs.runtime import build_table
     from jobs.warehouse import Warehouse
     from resources.local_spark import local_spark_conf
@@ -101,8 +101,10 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     spark = SparkSession.builder.config(map=local_spark_conf(threads=threads)).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     warm = time.monotonic()
-    warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"))
-    tables = discover_tables()
+    declarations = discover()
+    tables = declarations.tables
+    warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"),
+                          external=frozenset(declarations.external))
     for name in build_order(tables):
         build_table(spark, warehouse, tables[name], {})
     return {"startup": warm - started, "builds": time.monotonic() - warm}
@@ -113,7 +115,7 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
     submitted, bytes uploaded, wall seconds and per-table overhead seconds."""
     import dagster as dg
 
-    from platform_assets.definitions import build_definitions
+    from scripts.runs import materialize_tables
     from scripts.emulated_workspace import emulated_runner, start_emulator
 
     # Only the figures below, not Dagster's step-by-step log and preview warnings.
@@ -131,10 +133,7 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
                 runs_before = len(workspace.runs)
                 requests_before = len(workspace.requests)
                 started = time.monotonic()
-                result = dg.materialize(
-                    list(build_definitions().assets), instance=instance,
-                    resources={"runner": runner}, run_config=quiet,
-                )
+                result = materialize_tables(instance, runner, run_config=quiet)
                 wall = time.monotonic() - started
                 tables = table_runs(instance, result.run_id)
                 requests = workspace.requests[requests_before:]

@@ -1,11 +1,17 @@
 """`make demo`: TPC-H landing data, every table materialized through Dagster, a summary."""
 
+import logging
 import os
 import sys
 import time
 
 import dagster as dg
 
+from jobs.registry import discover
+from platform_assets.definitions import setting, sources
+from platform_assets.source_sensor import new_observations, recorded_versions
+from platform_assets.sources import DATA_VERSION_TAG
+from resources.landing_area import LandingArea
 from resources.paths import landing_dir
 from scripts.landing import generate_landing, has_landing
 from scripts.runs import format_table_runs, latest_run, materialize, table_runs
@@ -20,6 +26,7 @@ def main() -> int:
 
     print("materializing every table: dagster asset materialize --select '*'")
     with dg.DagsterInstance.get() as instance:
+        observe_sources(instance)
         previous = latest_run(instance)
         started = time.monotonic()
         result = materialize("*")
@@ -34,6 +41,19 @@ def main() -> int:
               f"(Dagster home {instance.root_directory})\n")
         print(format_table_runs(table_runs(instance, run.run_id)))
     return result.returncode
+
+
+def observe_sources(instance: dg.DagsterInstance) -> None:
+    """Record the versions of the landing files and external tables, as the observation sensor
+    would: the jobs then pin them, and a daemon started later does not take them for new."""
+    observed = sources(discover(), setting("PLATFORM_CATALOG", "main"))
+    seen = recorded_versions(instance, observed)
+    # No settle time: the files in landing are complete (generated before this call).
+    landing = LandingArea(path=landing_dir(), settle_seconds=0)
+    events, _ = new_observations(observed, landing, seen, logging.getLogger("demo"))
+    for event in events:
+        instance.report_runless_asset_event(event)
+        print(f"observed {event.asset_key.to_user_string()}: version {event.tags[DATA_VERSION_TAG]}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.definitions import build_definitions
 from resources.paths import PROJECT_DIR
+from resources.runner import TableRunner
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
 
@@ -26,6 +28,18 @@ def materialize(selection: str, env: dict[str, str] | None = None) -> subprocess
     return subprocess.run(
         materialize_command(selection), cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
         capture_output=True, text=True,
+    )
+
+
+def materialize_tables(
+    instance: dg.DagsterInstance, runner: TableRunner, selection=None, **kwargs
+) -> dg.ExecuteInProcessResult:
+    """Materialize `selection` (default: every table) in this process, jobs run by `runner`;
+    `kwargs` go to `dg.materialize` (run_config, raise_on_error)."""
+    defs = build_definitions()
+    return dg.materialize(
+        list(defs.assets), selection=selection or dg.AssetSelection.all(), instance=instance,
+        resources={**defs.resources, "runner": runner}, **kwargs,
     )
 
 

@@ -15,10 +15,10 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from jobs.registry import build_order, discover_tables
+from jobs.registry import build_order, discover
 from jobs.runtime import build_table
 from jobs.warehouse import Warehouse
-from platform_assets.definitions import build_definitions
+from scripts.runs import materialize_tables
 from platform_assets.table_assets import table_key
 from resources.databricks_runner import DatabricksCompute
 from resources.job_package import build_job_package
@@ -61,11 +61,7 @@ def warehouse(tmp_path_factory) -> Path:
 
 
 def materialize(instance, runner, selection=None):
-    assets = list(build_definitions().assets)
-    return dg.materialize(
-        assets, selection=selection, instance=instance, resources={"runner": runner},
-        raise_on_error=False,
-    )
+    return materialize_tables(instance, runner, selection, raise_on_error=False)
 
 
 def uploads_of(workspace, name: str) -> int:
@@ -108,8 +104,10 @@ def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
     # The submit whose answer was lost was sent again with its idempotency token: no 6th run.
     assert (graph_run.runs_started, graph_run.submit_calls) == (5, 6)
 
-    local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"))
-    tables = discover_tables()
+    declarations = discover()
+    tables = declarations.tables
+    local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"),
+                      external=frozenset(declarations.external))
     for name in build_order(tables):
         build_table(spark, local, tables[name], {})
         on_databricks = DeltaTable(str(warehouse / "main" / Path(*name.split(".")))).to_pyarrow_table()

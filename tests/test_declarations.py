@@ -18,6 +18,11 @@ def test_code_location_loads_every_table_keyed_by_catalog_schema_table():
         dg.AssetKey(["main", "bronze", "customers"]),
         dg.AssetKey(["main", "silver", "order_lines"]),
         dg.AssetKey(["main", "gold", "daily_nation_revenue"]),
+        # What the tables read but do not write: an external Delta table, landing file sets.
+        dg.AssetKey(["main", "ingest", "nation"]),
+        dg.AssetKey(["landing", "orders"]),
+        dg.AssetKey(["landing", "lineitem"]),
+        dg.AssetKey(["landing", "customer"]),
     }
     silver = specs[dg.AssetKey(["main", "silver", "order_lines"])]
     assert silver.group_name == "silver"
@@ -27,7 +32,7 @@ def test_code_location_loads_every_table_keyed_by_catalog_schema_table():
 def test_catalog_setting_changes_every_key(monkeypatch):
     monkeypatch.setenv("PLATFORM_CATALOG", "dev")
     keys = {spec.key for spec in build_definitions().resolve_all_asset_specs()}
-    assert {key.path[0] for key in keys} == {"dev"}
+    assert {key.path[0] for key in keys} == {"dev", "landing"}
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from platform_assets.definitions import build_definitions
 from platform_assets.table_assets import table_key
 from resources.local_runner import LocalSparkRunner
-from scripts.runs import format_table_runs, latest_run, materialize, step_times, table_runs
+from scripts.runs import (
+    format_table_runs, latest_run, materialize, materialize_tables, step_times, table_runs,
+)
 
 TABLES = [
     "main.bronze.orders", "main.bronze.lineitem", "main.bronze.customers",
@@ -43,11 +44,7 @@ class Platform:
     def materialize(self, selection: dg.AssetSelection, landing: str | None = None):
         """Run `selection` in process on local resources, recorded in this platform's instance."""
         runner = LocalSparkRunner(warehouse_dir=str(self.warehouse), landing_dir=landing or self.landing)
-        defs = build_definitions()
-        return dg.materialize(
-            list(defs.assets), selection=selection, instance=self.instance,
-            resources={"runner": runner}, raise_on_error=False,
-        )
+        return materialize_tables(self.instance, runner, selection, raise_on_error=False)
 
 
 def key(table: str) -> dg.AssetKey:
@@ -73,8 +70,8 @@ def platform(tmp_path_factory, landing) -> Platform:
 
 def test_gold_matches_an_independent_computation_over_the_landing_files(platform):
     gold = platform.delta("main.gold.daily_nation_revenue").to_pyarrow_table()
-    landed = {name: pq.read_table(f"{platform.landing}/{name}") for name in
-              ("orders", "lineitem", "customer", "nation")}
+    landed = {name: pq.read_table(f"{platform.landing}/{name}") for name in ("orders", "lineitem", "customer")}
+    landed["nation"] = DeltaTable(f"{platform.landing}/ingest/nation").to_pyarrow_table()
     expected = duckdb.sql(
         """
         select o_orderdate as order_date, n_name as nation,
@@ -180,12 +177,23 @@ def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tm
 
 def test_missing_landing_files_fail_with_the_path(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    shutil.rmtree(f"{landing}/nation")
+    shutil.rmtree(f"{landing}/customer")
 
     result = platform.materialize(dg.AssetSelection.assets(key("main.bronze.customers")), landing=landing)
 
     assert not result.success
-    assert f"no *.parquet in {landing}/nation" in _errors(platform.instance, result.run_id)
+    assert f"no *.parquet in {landing}/customer" in _errors(platform.instance, result.run_id)
+
+
+def test_a_missing_external_table_fails_naming_it_and_where_it_was_expected(platform, tmp_path):
+    landing = _copy_landing(platform.landing, tmp_path)
+    shutil.rmtree(f"{landing}/ingest/nation")
+
+    result = platform.materialize(dg.AssetSelection.assets(key("main.bronze.customers")), landing=landing)
+
+    assert not result.success
+    assert (f"external table main.ingest.nation does not exist at {landing}/ingest/nation"
+            in _errors(platform.instance, result.run_id))
 
 
 def _copy_landing(landing: str, tmp_path: Path) -> str:

@@ -2,7 +2,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Merge, Table
+from jobs.table import LandingFiles, Merge, Table, WhenAnyInputUpdates
 
 CUSTOMER_COLUMNS = {
     "c_custkey": "bigint",
@@ -28,9 +28,11 @@ def transform(customer: DataFrame, nation: DataFrame) -> DataFrame:
 
 TABLE = Table(
     name="bronze.customers",
-    inputs={"customer": LandingFiles("customer"), "nation": LandingFiles("nation")},
+    inputs={"customer": LandingFiles("customer"), "nation": "ingest.nation"},
     transform=transform,
     # Customers change in place upstream: upsert on the key keeps one row per customer.
     write=Merge(keys=("c_custkey",)),
+    # New customer files or a new version of the nations both change customers.
+    trigger=WhenAnyInputUpdates(),
     description="TPC-H customers with their nation's name.",
 )

@@ -1,7 +1,7 @@
 from pyspark.sql import DataFrame
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Overwrite, Table
+from jobs.table import LandingFiles, Overwrite, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "l_orderkey": "bigint",
@@ -32,5 +32,7 @@ TABLE = Table(
     inputs={"lineitem": LandingFiles("lineitem")},
     transform=transform,
     write=Overwrite(),
+    # A new file set in landing/lineitem rebuilds the table.
+    trigger=WhenAnyInputUpdates(),
     description="TPC-H line items as landed, with typed columns.",
 )

@@ -1,7 +1,7 @@
 from pyspark.sql import DataFrame
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Overwrite, Table
+from jobs.table import LandingFiles, Overwrite, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "o_orderkey": "bigint",
@@ -25,5 +25,7 @@ TABLE = Table(
     inputs={"orders": LandingFiles("orders")},
     transform=transform,
     write=Overwrite(),
+    # A new file set in landing/orders rebuilds the table.
+    trigger=WhenAnyInputUpdates(),
     description="TPC-H orders as landed, with typed columns.",
 )

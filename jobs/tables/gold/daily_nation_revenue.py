@@ -1,7 +1,7 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.table import Overwrite, Table
+from jobs.table import Overwrite, Table, WhenAnyInputUpdates
 
 
 def transform(order_lines: DataFrame) -> DataFrame:
@@ -21,5 +21,6 @@ TABLE = Table(
     inputs={"order_lines": "silver.order_lines"},
     transform=transform,
     write=Overwrite(),
+    trigger=WhenAnyInputUpdates(),
     description="Revenue, distinct orders and line items per order date and nation.",
 )

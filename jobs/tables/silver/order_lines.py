@@ -1,7 +1,7 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.table import Overwrite, Table
+from jobs.table import Overwrite, Table, WhenAnyInputUpdates
 
 
 def transform(orders: DataFrame, lineitem: DataFrame, customers: DataFrame) -> DataFrame:
@@ -29,5 +29,7 @@ TABLE = Table(
     },
     transform=transform,
     write=Overwrite(),
+    # Any new orders, line items or customers change the order lines.
+    trigger=WhenAnyInputUpdates(),
     description="One row per line item with its order date, customer, nation and net revenue.",
 )

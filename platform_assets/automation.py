@@ -1,0 +1,53 @@
+"""A table's trigger as a Dagster automation condition, evaluated by the daemon's
+automation sensor."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import dagster as dg
+
+from jobs.table import ByHandOnly, OnCron, Trigger, WhenAllInputsUpdate, WhenAnyInputUpdates
+
+AC = dg.AutomationCondition
+
+
+def held_back() -> dg.AutomationCondition:
+    """What keeps a triggered table waiting: the table or an input still running, an input that
+    has never landed or whose latest run failed (unless it is retried in the same run), or an
+    input whose blocking checks did not pass."""
+    return (
+        AC.in_progress()
+        | AC.any_deps_in_progress()
+        | AC.any_deps_missing()
+        | AC.any_deps_match(AC.execution_failed() & ~AC.will_be_requested()).with_label("any_deps_failed")
+        | ~AC.all_deps_blocking_checks_passed()
+    ).with_label("held_back")
+
+
+def _updated(key: dg.AssetKey) -> dg.AutomationCondition:
+    """Input `key` updated since the last evaluation (not by a run that also built this table),
+    or requested in this one: what any_deps_updated() asks of each input."""
+    return AC.asset_matches(
+        key, (AC.newly_updated() & ~AC.executed_with_root_target()) | AC.will_be_requested()
+    ).with_label(f"{key.to_user_string()} updated")
+
+
+def automation_condition(trigger: Trigger, inputs: list[dg.AssetKey]) -> dg.AutomationCondition | None:
+    """The condition for a table with these input asset keys; None when nothing can start it."""
+    if isinstance(trigger, ByHandOnly) or (not inputs and not isinstance(trigger, OnCron)):
+        return None
+    if isinstance(trigger, OnCron):
+        updated = AC.on_cron(trigger.schedule, trigger.timezone)
+    elif isinstance(trigger, WhenAnyInputUpdates):
+        updated = AC.any_deps_updated().since_last_handled()
+    elif isinstance(trigger, WhenAllInputsUpdate):
+        # One "updated since this table was last handled" per input, all of them required.
+        # Built from asset_matches rather than any_deps_updated().allow(...): in this Dagster
+        # release, since() conditions over deps filtered by allow() share one cursor entry
+        # (dagster-io/dagster#32999), so each would see the others' state.
+        updated = functools.reduce(operator.and_, [_updated(key).since_last_handled() for key in inputs])
+    else:
+        raise TypeError(f"unknown trigger {trigger!r}")
+    return (updated & ~held_back()).with_label(type(trigger).__name__)

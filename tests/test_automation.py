@@ -1,0 +1,140 @@
+"""Table triggers as Dagster evaluates them: each tick is one automation sensor evaluation,
+and the tables it requests are run with `materialize()` like a launched run would."""
+
+import warnings
+
+import dagster as dg
+import pytest
+
+from jobs.table import ByHandOnly, WhenAllInputsUpdate, WhenAnyInputUpdates
+from platform_assets.automation import automation_condition
+from platform_assets.sources import DATA_VERSION_TAG
+
+FAILING: set[str] = set()  # names of the toy tables whose next run fails
+
+
+def toy_table(name: str, inputs: list[str], trigger) -> dg.AssetsDefinition:
+    keys = [dg.AssetKey(i) for i in inputs]
+
+    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys))
+    def _table() -> None:
+        if name in FAILING:
+            raise RuntimeError(f"{name} failed")
+
+    return _table
+
+
+def observe_nation() -> dg.DataVersion:
+    return dg.DataVersion("0")
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    nation = dg.observable_source_asset(key="nation")(observe_nation)
+
+customers = toy_table("customers", ["nation"], WhenAnyInputUpdates())
+orders = toy_table("orders", [], WhenAnyInputUpdates())
+order_lines = toy_table("order_lines", ["orders", "customers"], WhenAnyInputUpdates())
+joined = toy_table("joined", ["orders", "customers"], WhenAllInputsUpdate())
+by_hand = toy_table("by_hand", ["customers"], ByHandOnly())
+GRAPH = [nation, customers, orders, order_lines, joined, by_hand]
+
+
+class Automation:
+    """An instance plus the automation sensor's cursor, ticked by hand."""
+
+    def __init__(self):
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor = None
+        assert self.tick() == set(), "the first evaluation only sets a baseline"
+
+    def tick(self) -> set[str]:
+        """One sensor tick: evaluate, run what it requested, and check that the next tick (which
+        sees that run's results) starts nothing more. Returns the tables requested."""
+        requested = self._evaluate()
+        if requested:
+            self.run(*requested)
+            assert self._evaluate() == set(), f"started twice after {requested}"
+        return requested
+
+    def _evaluate(self) -> set[str]:
+        result = dg.evaluate_automation_conditions(GRAPH, self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        return {a.key.to_user_string() for a in GRAPH if result.get_num_requested(a.key)}
+
+    def run_by_hand(self, *names: str) -> None:
+        """A run from the UI or CLI, followed by a tick, which starts nothing: everything
+        downstream of these tables ran with them or still lacks an input."""
+        self.run(*names)
+        assert self.tick() == set()
+
+    def run(self, *names: str) -> bool:
+        selection = dg.AssetSelection.assets(*names)
+        return dg.materialize(GRAPH, selection=selection, instance=self.instance, raise_on_error=False).success
+
+    def observe_nation(self, version: str) -> None:
+        self.instance.report_runless_asset_event(
+            dg.AssetObservation(asset_key="nation", tags={DATA_VERSION_TAG: version})
+        )
+
+
+@pytest.fixture
+def automation():
+    FAILING.clear()
+    return Automation()
+
+
+def test_a_new_external_version_starts_each_downstream_table_once(automation):
+    automation.run_by_hand("orders")
+    automation.observe_nation("1")
+
+    # customers and what reads it go in one run: order_lines waits for ANY input, joined for
+    # ALL, and orders did update since joined last ran (never).
+    assert automation.tick() == {"customers", "order_lines", "joined"}
+    assert automation.tick() == set()
+
+
+def test_a_burst_of_versions_between_ticks_starts_one_run(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined")
+    for version in ("1", "2", "3"):
+        automation.observe_nation(version)
+
+    assert automation.tick() == {"customers", "order_lines"}
+    assert automation.tick() == set()
+
+
+def test_all_inputs_waits_for_every_input_and_any_input_does_not(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined")
+
+    automation.run("orders")
+    assert automation.tick() == {"order_lines"}
+
+    automation.observe_nation("1")
+    assert automation.tick() == {"customers", "order_lines", "joined"}
+
+
+def test_a_failed_input_keeps_its_downstream_tables_from_starting(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined")
+    FAILING.add("customers")
+    automation.observe_nation("1")
+    assert automation.tick() == {"customers", "order_lines"}  # the run fails at customers
+
+    automation.run("orders")
+    assert automation.tick() == set(), "order_lines must not start while customers' latest run failed"
+
+    FAILING.clear()
+    automation.observe_nation("2")
+    assert automation.tick() == {"customers", "order_lines", "joined"}
+
+
+def test_a_table_whose_input_never_landed_is_not_started(automation):
+    automation.run("orders")
+    assert automation.tick() == set(), "order_lines reads customers, which does not exist yet"
+    automation.observe_nation("1")
+    assert automation.tick() == {"customers", "order_lines", "joined"}
+
+
+def test_a_by_hand_table_is_never_started_by_automation(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined")
+    automation.observe_nation("1")
+    assert "by_hand" not in automation.tick()
