@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SF ?= 0.01
 TARGETS ?= local,databricks
+UPDATES ?= 10
 
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 
@@ -26,7 +27,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS)
+	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS) --updates $(UPDATES)
 
 dev: setup
 	$(BIN)/dagster dev --host 127.0.0.1

@@ -8,6 +8,9 @@ processes and their Spark JVMs).
 databricks: the graph twice as Databricks runs against the local workspace emulator. Prints
 runs submitted, bytes uploaded on each pass, and the orchestration overhead per table: the
 step's wall time minus the job's own Spark time (session start and work).
+
+automation: trigger latency through the real daemon and the cost of observing external
+tables (scripts/bench_automation.py).
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ def main() -> None:
     parser.add_argument("--floor-only", type=Path, help=argparse.SUPPRESS)  # the floor's own process
     parser.add_argument("--threads", type=int, default=2, help="Spark threads of the floor session")
     parser.add_argument("--targets", default="local,databricks", help="comma-separated")
+    parser.add_argument("--updates", type=int, default=10, help="commits timed by `automation`")
     args = parser.parse_args()
     targets = args.targets.split(",")
     bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
@@ -186,6 +190,10 @@ def main() -> None:
         bench_local(work, landing, args)
     if "databricks" in targets:
         print_databricks(databricks_graph(work, landing))
+    if "automation" in targets:
+        from scripts.bench_automation import print_automation
+
+        print_automation(work / "automation", landing, args.updates)
 
 
 def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:

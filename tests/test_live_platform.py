@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,39 +14,13 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from platform_assets.definitions import build_definitions
 from resources.paths import PROJECT_DIR
 from scripts.landing import rename_nation
+from scripts.service import Service, finished_runs, free_port, responds, sensor_ticks
 
 GOLD = dg.AssetKey(["main", "gold", "daily_nation_revenue"])
 CHAIN_BOUND_SECONDS = 420  # an upstream commit to gold written, on 2 cores
-
-
-@dataclass
-class Daemon:
-    """`dagster-daemon run` on the project's workspace, with its output in a log file."""
-
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        daemon = Path(sys.executable).with_name("dagster-daemon")
-        self.process = subprocess.Popen(
-            [str(daemon), "run", "-w", "workspace.yaml"], cwd=PROJECT_DIR, env=self.env,
-            stdout=self.log.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-    def tail(self) -> str:
-        return self.log.read_text()[-4000:]
 
 
 @dataclass
@@ -71,27 +41,6 @@ class Live:
     def materialized(self, run: dg.DagsterRun) -> set[str]:
         events = self.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         return {event.asset_materialization.asset_key.to_user_string() for event in events}
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, daemon: Daemon):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{daemon.tail()}")
-
-
-def finished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun] | None:
-    """Every run, oldest first, once none is queued or in progress."""
-    runs = list(reversed(instance.get_runs()))
-    return None if any(not run.is_finished for run in runs) else runs
-
-
-def ticks(instance: dg.DagsterInstance, sensor: str) -> int:
-    states = [s for s in instance.all_instigator_state() if s.instigator_name == sensor]
-    return sum(len(instance.get_ticks(s.instigator_origin_id, s.selector_id)) for s in states)
 
 
 def observation_count(instance: dg.DagsterInstance) -> int:
@@ -118,41 +67,41 @@ def live(tmp_path_factory, landing) -> Live:
         "PLATFORM_WAREHOUSE_DIR": str(warehouse),
         "PLATFORM_LANDING_DIR": str(landing_dir),
     }
-    daemon = Daemon(env, root / "daemon.log")
+    daemon = Service.daemon(env, root / "daemon.log")
     with dg.DagsterInstance.from_config(str(home)) as instance:
         state = Live(instance, home, warehouse, env)
         daemon.start()
         try:
             # Automation acts on changes it sees after its first evaluation.
-            wait_for(lambda: ticks(instance, "table_automation"), 120, "the first automation tick", daemon)
+            daemon.wait_for(lambda: sensor_ticks(instance, "table_automation"), 120, "the first automation tick")
 
             # The ingestion tool delivers the landing files and the nation table, in one move.
             staging = root / "staging"
             shutil.copytree(landing, staging)
             delivered = time.monotonic()
             staging.rename(landing_dir)
-            wait_for(lambda: any(r.asset_selection and GOLD in r.asset_selection for r in instance.get_runs()),
-                     CHAIN_BOUND_SECONDS, "a run that builds gold", daemon)
-            state.runs_after_landing = wait_for(
-                lambda: finished_runs(instance), CHAIN_BOUND_SECONDS, "the landing runs to finish", daemon)
+            daemon.wait_for(lambda: any(GOLD in (r.asset_selection or ()) for r in instance.get_runs()),
+                            CHAIN_BOUND_SECONDS, "a run that builds gold")
+            state.runs_after_landing = daemon.wait_for(
+                lambda: finished_runs(instance), CHAIN_BOUND_SECONDS, "the landing runs to finish")
             state.seconds_to_gold["landing"] = time.monotonic() - delivered
 
             # The nation table gets a correction: a new Delta version.
             committed = time.monotonic()
             rename_nation(landing_dir, "GERMANY", "DEUTSCHLAND")
-            wait_for(lambda: len(instance.get_runs()) > len(state.runs_after_landing),
-                     CHAIN_BOUND_SECONDS, "a run after the nation commit", daemon)
-            state.runs_after_nation = wait_for(
-                lambda: finished_runs(instance), CHAIN_BOUND_SECONDS, "the nation runs to finish", daemon)
+            daemon.wait_for(lambda: len(instance.get_runs()) > len(state.runs_after_landing),
+                            CHAIN_BOUND_SECONDS, "a run after the nation commit")
+            state.runs_after_nation = daemon.wait_for(
+                lambda: finished_runs(instance), CHAIN_BOUND_SECONDS, "the nation runs to finish")
             state.seconds_to_gold["nation"] = time.monotonic() - committed
             state.observations_before_restart = observation_count(instance)
 
             # Restart: the daemon resumes from the cursors stored in the instance.
             daemon.stop()
-            before = ticks(instance, "table_automation")
+            before = sensor_ticks(instance, "table_automation")
             daemon.start()
-            wait_for(lambda: ticks(instance, "table_automation") >= before + 3, 120,
-                     "three automation ticks after the restart", daemon)
+            daemon.wait_for(lambda: sensor_ticks(instance, "table_automation") >= before + 3, 120,
+                            "three automation ticks after the restart")
             state.runs_after_restart = finished_runs(instance) or list(reversed(instance.get_runs()))
             state.observations_after_restart = observation_count(instance)
             yield state
@@ -183,3 +132,117 @@ def test_a_new_version_of_an_external_table_runs_its_readers_through_to_gold(liv
 def test_a_restarted_daemon_repeats_no_observation_and_no_run(live):
     assert len(live.runs_after_restart) == len(live.runs_after_nation)
     assert live.observations_after_restart == live.observations_before_restart
+
+
+# The browser test: headless Chromium from Debian's package against the webserver.
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = Path(os.environ.get("PLATFORM_TEST_ARTIFACTS") or PROJECT_DIR / ".local" / "test-artifacts")
+GRAPH_GEOMETRY = """() => {
+  const box = (fo) => ({x: +fo.getAttribute('x'), y: +fo.getAttribute('y'),
+                        w: +fo.getAttribute('width'), h: +fo.getAttribute('height')});
+  const labelled = [...document.querySelectorAll('svg foreignObject')]
+    .map((fo) => ({...box(fo), name: fo.querySelector('[data-tooltip]')?.getAttribute('data-tooltip')}))
+    .filter((item) => item.name);
+  const outlines = [...document.querySelectorAll('svg foreignObject [class*=groupOutlineBox]')]
+    .map((div) => box(div.closest('foreignObject')));
+  const edges = [...document.querySelectorAll('svg path[marker-end]')].map((path) => {
+    const numbers = path.getAttribute('d').match(/-?[0-9.]+/g).map(Number);
+    return {from: numbers.slice(0, 2), to: numbers.slice(-2)};
+  });
+  return {labelled, outlines, edges};
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def webserver(chromium, live, tmp_path_factory):
+    port = free_port()
+    server = Service.webserver(live.env, tmp_path_factory.mktemp("webserver") / "webserver.log", port)
+    url = f"http://127.0.0.1:{port}"
+    server.start()
+    try:
+        server.wait_for(lambda: responds(f"{url}/server_info"), 120, "the webserver")
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser_page(chromium, webserver):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1800, "height": 1200})
+        yield page
+        browser.close()
+
+
+def test_the_asset_graph_page_draws_every_table_and_every_edge(live, webserver, browser_page):
+    defs = build_definitions()
+    specs = list(defs.resolve_all_asset_specs())
+    expected_edges = {(dep.asset_key, spec.key) for spec in specs for dep in spec.deps}
+    groups = ",".join(sorted({f"global@global:{spec.group_name}" for spec in specs}))
+
+    browser_page.goto(f"{webserver}/asset-groups?expanded={groups}", wait_until="networkidle")
+    browser_page.wait_for_selector("[data-tooltip='daily_nation_revenue']")
+    browser_page.wait_for_timeout(2000)  # the layout settles and edges are drawn
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser_page.screenshot(path=str(ARTIFACTS / "asset_graph.png"))
+    drawn = browser_page.evaluate(GRAPH_GEOMETRY)
+
+    nodes = _asset_nodes(drawn, {spec.key: spec.group_name for spec in specs})
+    assert set(nodes) == {spec.key for spec in specs}
+    edges = {(_nearest(nodes, *edge["from"]), _nearest(nodes, *edge["to"])) for edge in drawn["edges"]}
+    assert edges == expected_edges
+
+
+def test_the_gold_table_page_shows_its_latest_materialization_metadata(live, webserver, browser_page):
+    latest = live.instance.get_latest_materialization_event(GOLD).asset_materialization.metadata
+
+    browser_page.goto(f"{webserver}/assets/main/gold/daily_nation_revenue", wait_until="networkidle")
+    version_row = browser_page.locator("tr", has=browser_page.get_by_text("delta_version", exact=True))
+    version_row.wait_for()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser_page.screenshot(path=str(ARTIFACTS / "gold_table.png"), full_page=True)
+
+    assert version_row.locator("td").last.inner_text().strip() == str(latest["delta_version"].value)
+    inputs_row = browser_page.locator("tr", has=browser_page.get_by_text("input_versions", exact=True))
+    assert "main.silver.order_lines" in inputs_row.inner_text()
+    assert f"{latest['dagster/row_count'].value:,}" in browser_page.inner_text("body")
+
+
+def _asset_nodes(drawn: dict, group_of: dict[dg.AssetKey, str]) -> dict[dg.AssetKey, dict]:
+    """Each drawn asset node by key: its name, and the group outline it sits in (the header
+    labelled with the group's name shares the outline's x and starts at its top)."""
+    groups = set(group_of.values())
+    headers = [item for item in drawn["labelled"] if item["name"] in groups]
+    nodes = {}
+    for item in drawn["labelled"]:
+        if item["name"] in groups:
+            continue
+        outline = next(o for o in drawn["outlines"] if _inside(item, o))
+        header = min((h for h in headers if h["x"] == outline["x"]), key=lambda h: abs(h["y"] - outline["y"]))
+        key = next(k for k, g in group_of.items() if g == header["name"] and k.path[-1] == item["name"])
+        nodes[key] = item
+    return nodes
+
+
+def _inside(item: dict, outline: dict) -> bool:
+    return (outline["x"] <= item["x"] <= outline["x"] + outline["w"]
+            and outline["y"] <= item["y"] <= outline["y"] + outline["h"])
+
+
+def _nearest(nodes: dict[dg.AssetKey, dict], x: float, y: float) -> dg.AssetKey:
+    def distance(box: dict) -> float:
+        dx = max(box["x"] - x, 0, x - box["x"] - box["w"])
+        dy = max(box["y"] - y, 0, y - box["y"] - box["h"])
+        return dx * dx + dy * dy
+
+    return min(nodes, key=lambda key: distance(nodes[key]))
