@@ -13,6 +13,23 @@ from jobs.table import ByHandOnly, OnCron, Trigger, WhenAllInputsUpdate, WhenAny
 AC = dg.AutomationCondition
 
 
+# Runs that the automation sensor launches carry this tag.
+AUTOMATION_RUN_TAG = "dagster/from_automation_condition"
+
+
+def handled() -> dg.AutomationCondition:
+    """When a table's pending input updates count as dealt with: when automation requests it, or
+    when a run from the UI or CLI rebuilds it. Not when an automation run's result lands: that
+    run was counted at its request, and its result may land in the same evaluation as a newer
+    input update, which must then start the table again rather than be swallowed (Dagster's
+    since_last_handled() would drop it)."""
+    return (
+        AC.newly_requested()
+        | (AC.newly_updated() & ~AC.executed_with_tags(tag_keys={AUTOMATION_RUN_TAG}))
+        | AC.initial_evaluation()
+    ).with_label("handled")
+
+
 def held_back() -> dg.AutomationCondition:
     """What keeps a triggered table waiting: the table or an input still running, an input that
     has never landed or whose latest run failed (unless it is retried in the same run), or an
@@ -41,13 +58,13 @@ def automation_condition(trigger: Trigger, inputs: list[dg.AssetKey]) -> dg.Auto
     if isinstance(trigger, OnCron):
         updated = AC.on_cron(trigger.schedule, trigger.timezone)
     elif isinstance(trigger, WhenAnyInputUpdates):
-        updated = AC.any_deps_updated().since_last_handled()
+        updated = AC.any_deps_updated().since(handled())
     elif isinstance(trigger, WhenAllInputsUpdate):
         # One "updated since this table was last handled" per input, all of them required.
         # Built from asset_matches rather than any_deps_updated().allow(...): in this Dagster
         # release, since() conditions over deps filtered by allow() share one cursor entry
         # (dagster-io/dagster#32999), so each would see the others' state.
-        updated = functools.reduce(operator.and_, [_updated(key).since_last_handled() for key in inputs])
+        updated = functools.reduce(operator.and_, [_updated(key).since(handled()) for key in inputs])
     else:
         raise TypeError(f"unknown trigger {trigger!r}")
     return (updated & ~held_back()).with_label(type(trigger).__name__)
