@@ -33,6 +33,7 @@ from scripts.landing import rename_nation
 from scripts.service import Service, finished_runs, sensor_ticks
 
 NATION = dg.AssetKey(["main", "ingest", "nation"])
+GOLD = dg.AssetKey(["main", "gold", "daily_nation_revenue"])
 
 
 def trigger_latency(work: Path, landing: Path, updates: int) -> list[dict[str, float]]:
@@ -50,7 +51,8 @@ def trigger_latency(work: Path, landing: Path, updates: int) -> list[dict[str, f
             daemon.wait_for(lambda: sensor_ticks(instance, "table_automation"), 120, "the first tick")
             shutil.copytree(landing, work / "staging")
             (work / "staging").rename(live_landing)
-            daemon.wait_for(lambda: instance.get_runs() and finished_runs(instance), 900, "the first build")
+            daemon.wait_for(lambda: instance.get_latest_materialization_event(GOLD) and finished_runs(instance),
+                            900, "the first build")
             names = ("GERMANY", "DEUTSCHLAND")
             for update in range(updates):
                 runs_before = len(instance.get_runs())

@@ -78,7 +78,7 @@ class Automation:
 
     def run(self, *names: str, tags: dict[str, str] | None = None) -> bool:
         """A run of these tables that, like a launched run, records them as its selection."""
-        job = dg.Definitions(assets=GRAPH).get_implicit_global_asset_job_def()
+        job = dg.Definitions(assets=GRAPH).resolve_implicit_global_asset_job_def()
         return job.execute_in_process(
             asset_selection=[dg.AssetKey(name) for name in names], instance=self.instance,
             raise_on_error=False, tags=tags,
