@@ -121,4 +121,5 @@ def print_automation(work: Path, landing: Path, updates: int) -> None:
 
 def _fresh_home(path: Path) -> str:
     path.mkdir(parents=True)
+    (path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     return str(path)
