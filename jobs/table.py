@@ -114,7 +114,3 @@ class ExternalTable:
     @property
     def schema(self) -> str:
         return self.name.split(".")[0]
-
-    @property
-    def table(self) -> str:
-        return self.name.split(".")[-1]
