@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 
-from dagster_pipes import PipesContext
-from pyspark.sql import SparkSession
+from collections.abc import Mapping
 
+from dagster_pipes import PipesContext
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.checks import CheckOutcome, SchemaContract, schema_differences
 from jobs.pipes_io import on_databricks, open_pipes
-from jobs.table import LandingFiles, Table
-from jobs.warehouse import Commit, Warehouse
+from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, LandingFiles, Table
+from jobs.warehouse import Commit, Warehouse, WriteTxn
 
 
 @dataclass(frozen=True)
@@ -28,26 +33,49 @@ class TableBuild:
     input_versions: dict[str, int]  # full table name -> Delta version read
     landing_paths: dict[str, str]  # dataset -> directory read
     columns: list[tuple[str, str]]  # (name, Spark SQL type)
+    checks: list[CheckOutcome]
+    rejected_rows: int | None  # None: the transform marks no rows
+
+
+class BuildFailed(Exception):
+    """The build stopped on purpose (bad rows, a blocking check); the message says why."""
+
+
+class WriteConflict(Exception):
+    """Another writer committed to the table first; running the job again is safe."""
 
 
 def build_table(
-    spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int]
+    spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
+    write_version: int, contracts: Mapping[str, SchemaContract] | None = None,
 ) -> TableBuild:
-    """Read each input (tables at their pinned Delta version), transform, write one commit.
+    """Read each input (tables at their pinned Delta version), transform, write one commit,
+    check it.
 
     An input table without a pinned version is read at its latest version, and the version
-    read is reported either way. Any error is annotated with the table's name.
+    read is reported either way; an input whose declared contract (`contracts`, by table
+    name) it no longer matches fails the build. `write_version` identifies this write (see
+    WriteTxn). Rows the transform marks as bad fail the build or are quarantined. A failed
+    blocking check puts the table back to the version before the write. Any error is
+    annotated with the table's name.
     """
     try:
-        return _build(spark, warehouse, table, pinned_versions)
+        return _build(spark, warehouse, table, pinned_versions, write_version, contracts or {})
     except Exception as error:
+        if _is_concurrent_modification(error):
+            raise WriteConflict(
+                f"write conflict on {warehouse.full_name(table.name)}: another writer committed "
+                f"first ({type(error).__name__}); the table is unchanged by this job, which can run again"
+            ) from error
         error.add_note(f"while building table {warehouse.full_name(table.name)} ({table.module})")
         raise
 
 
 def _build(
-    spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int]
+    spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
+    write_version: int, contracts: Mapping[str, SchemaContract],
 ) -> TableBuild:
+    name = warehouse.full_name(table.name)
     frames, versions, landing = {}, {}, {}
     for param, source in table.inputs.items():
         if isinstance(source, LandingFiles):
@@ -59,22 +87,91 @@ def _build(
                 version = warehouse.latest_version(spark, source)
             frames[param] = warehouse.read_table(spark, source, version)
             versions[warehouse.full_name(source)] = version
-    result = table.transform(**frames)
-    commit = warehouse.write(spark, table.name, result, table.write)
+            if source in contracts:
+                _check_input_schema(warehouse.full_name(source), version, frames[param], contracts[source], name)
+    result, rejected = _split_rejected(table.transform(**frames))
+    rejected_rows = None
+    txn = WriteTxn(app_id=name, version=write_version)
+    if rejected is not None:
+        rejected = rejected.cache()
+        rejected_rows = rejected.count()
+        if rejected_rows and isinstance(table.bad_rows, FailOnBadRows):
+            samples = [row[REJECT_COLUMN] for row in rejected.limit(3).collect()]
+            raise BuildFailed(f"{name}: {rejected_rows} bad rows, e.g. {samples}; nothing was written")
+        if rejected_rows:
+            quarantined = rejected.withColumn("_rejected_by", F.lit(txn.tag))
+            warehouse.write(spark, table.bad_rows.table, quarantined, Append(),
+                            WriteTxn(app_id=warehouse.full_name(table.bad_rows.table), version=write_version),
+                            merge_schema=True)
+    before = warehouse.current_version(spark, table.name)
+    commit = warehouse.write(spark, table.name, result, table.write, txn, merge_schema=table.schema_evolution)
     written = warehouse.read_table(spark, table.name, commit.version)
-    return TableBuild(
+    outcomes = [check.evaluate(written) for check in table.checks]
+    blocking = [o for o in outcomes if o.blocking and not o.passed]
+    build = TableBuild(
         commit=commit,
         row_count=written.count(),
         input_versions=versions,
         landing_paths=landing,
         columns=[(f.name, f.dataType.simpleString()) for f in written.schema.fields],
+        checks=outcomes,
+        rejected_rows=rejected_rows,
     )
+    if blocking:
+        warehouse.restore(spark, table.name, before)
+        restored = f"restored to version {before}" if before is not None else "removed (it was new)"
+        raise BlockingCheckFailed(build, f"{name}: blocking check(s) failed on version {commit.version}: "
+                                  + "; ".join(o.summary() for o in blocking) + f"; the table was {restored}")
+    return build
 
 
-def run_table(table: Table, external: frozenset[str]) -> None:
+class BlockingCheckFailed(BuildFailed):
+    """A blocking check failed; `build` holds every outcome, to report before failing."""
+
+    def __init__(self, build: TableBuild, message: str):
+        super().__init__(message)
+        self.build = build
+
+
+def _split_rejected(result: DataFrame) -> tuple[DataFrame, DataFrame | None]:
+    """Rows the transform marked with a reject reason apart from the others, if it marks any."""
+    if REJECT_COLUMN not in result.columns:
+        return result, None
+    reason = F.col(REJECT_COLUMN)
+    return result.where(reason.isNull()).drop(REJECT_COLUMN), result.where(reason.isNotNull())
+
+
+def _check_input_schema(
+    input_name: str, version: int, df: DataFrame, contract: SchemaContract, reader: str
+) -> None:
+    problems = schema_differences(dict(df.dtypes), dict(contract.columns))
+    missing_or_changed = [p for p in problems if "not in the contract" not in p]
+    if missing_or_changed:
+        raise BuildFailed(
+            f"{reader} cannot read input {input_name} at version {version}: "
+            + "; ".join(missing_or_changed)
+        )
+
+
+def _is_concurrent_modification(error: BaseException) -> bool:
+    """Delta's conflicts (ConcurrentAppendException and the like), however Spark wraps them."""
+    text = f"{type(error).__name__} {error}"
+    return any(marker in text for marker in (
+        "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+        "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+        "ConcurrentWriteException", "DELTA_CONCURRENT",
+    ))
+
+
+# The job's exit code when it lost a write conflict: the orchestrator runs it again.
+RETRYABLE_EXIT_CODE = 75
+
+
+def run_table(table: Table, external: frozenset[str], contracts: Mapping[str, SchemaContract]) -> None:
     """Build `table` inside the Dagster Pipes session the orchestrator opened for this process.
 
-    `external` names the tables other systems write, which live apart from the platform's."""
+    `external` names the tables other systems write, which live apart from the platform's;
+    `contracts` are the declared schemas of tables, checked on the inputs read."""
     with open_pipes() as pipes:
         extras = pipes.extras
         started = time.monotonic()
@@ -93,11 +190,19 @@ def run_table(table: Table, external: frozenset[str]) -> None:
         # is printed in the last second before the session closes.)
         pinned = extras.get("input_versions", {})
         print(f"{warehouse.full_name(table.name)}: building, inputs pinned at {pinned}", flush=True)
-        build = build_table(spark, warehouse, table, pinned)
+        try:
+            build = build_table(spark, warehouse, table, pinned, extras["write_version"], contracts)
+        except BlockingCheckFailed as failed:
+            _report_checks(pipes, failed.build.checks)
+            raise
+        except WriteConflict as conflict:
+            print(f"RETRYABLE {conflict}", file=sys.stderr, flush=True)
+            sys.exit(RETRYABLE_EXIT_CODE)
         print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
               f"{build.row_count} rows", flush=True)
         _report(pipes, warehouse, table, build,
                 startup=session_ready - started, work=time.monotonic() - session_ready)
+        _report_checks(pipes, build.checks)
 
 
 def _report(
@@ -125,6 +230,23 @@ def _report(
     }
     if build.landing_paths:
         metadata["landing_paths"] = {"raw_value": build.landing_paths, "type": "json"}
+    if build.rejected_rows is not None:
+        metadata["rejected_rows"] = build.rejected_rows
     pipes.report_asset_materialization(
         metadata=metadata, data_version=str(build.commit.version)
     )
+
+
+def _report_checks(pipes: PipesContext, outcomes: list[CheckOutcome]) -> None:
+    for outcome in outcomes:
+        metadata = {"failing_count": outcome.failing_count}
+        if outcome.detail:
+            metadata["detail"] = outcome.detail
+        if outcome.samples:
+            samples = [{k: v if isinstance(v, int | float | str | bool) or v is None else str(v)
+                        for k, v in row.items()} for row in outcome.samples]
+            metadata["failing_samples"] = {"raw_value": samples, "type": "json"}
+        pipes.report_asset_check(
+            check_name=outcome.name, passed=outcome.passed,
+            severity="ERROR" if outcome.blocking else "WARN", metadata=metadata,
+        )

@@ -38,8 +38,10 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
         landing_key(dataset) for dataset in sorted(table.landing_datasets)
     ]
 
+    key = table_key(catalog, table.name)
+
     @dg.asset(
-        key=table_key(catalog, table.name),
+        key=key,
         group_name=table.schema,
         deps=deps,
         description=table.description or None,
@@ -47,6 +49,10 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
         metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
         automation_condition=automation_condition(table.trigger, deps),
         pool=SPARK_POOL,
+        check_specs=[
+            dg.AssetCheckSpec(check.name, asset=key, blocking=check.blocking, description=check.__doc__)
+            for check in table.checks
+        ],
     )
     def _table(context: dg.AssetExecutionContext, runner: TableRunner) -> dg.MaterializeResult:
         pinned = {}
@@ -55,7 +61,19 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
             if version is not None:
                 pinned[name] = version
         context.log.info(f"reading inputs at Delta versions {pinned or 'latest'}")
-        return runner.run(context, input_versions=pinned)
+        # The run's creation time: the same for retries of this step, larger for later runs.
+        run = context.instance.get_run_record_by_id(context.run_id)
+        write_version = int(run.create_timestamp.timestamp() * 1000)
+        try:
+            return runner.run(context, input_versions=pinned, write_version=write_version)
+        except Exception as error:
+            if not runner.is_retryable(error):
+                raise
+            retry = table.retry
+            raise dg.RetryRequested(
+                max_retries=retry.max_retries,
+                seconds_to_wait=retry.delay_seconds * 2**context.retry_number,
+            ) from error
 
     return _table
 

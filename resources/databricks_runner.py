@@ -154,7 +154,7 @@ class DatabricksRunner(TableRunner):
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
 
     def run(
-        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
+        self, context: dg.AssetExecutionContext, input_versions: dict[str, int], write_version: int
     ) -> dg.MaterializeResult:
         catalog, schema, table = context.asset_key.path
         name = f"{schema}.{table}"
@@ -196,6 +196,7 @@ class DatabricksRunner(TableRunner):
             warehouse_dir=self.warehouse_dir,
             landing_dir=self.landing_dir,
             input_versions=input_versions,
+            write_version=write_version,
             spark_conf=self.session_conf,
         )
         return self._client(workspace, compute_spec).run(

@@ -31,7 +31,7 @@ class LocalSparkRunner(TableRunner):
         return cls(warehouse_dir=warehouse_dir(), landing_dir=landing_dir(), **spark)
 
     def run(
-        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
+        self, context: dg.AssetExecutionContext, input_versions: dict[str, int], write_version: int
     ) -> dg.MaterializeResult:
         catalog, schema, table = context.asset_key.path
         extras = job_extras(
@@ -40,6 +40,7 @@ class LocalSparkRunner(TableRunner):
             warehouse_dir=self.warehouse_dir,
             landing_dir=self.landing_dir,
             input_versions=input_versions,
+            write_version=write_version,
             spark_conf=local_spark_conf(self.spark_threads, self.driver_memory, self.shuffle_partitions),
         )
         # SPARK_LOCAL_IP keeps Spark from resolving the host name to pick an address at start.

@@ -2,10 +2,12 @@
 
 import dagster as dg
 
+from jobs.runtime import RETRYABLE_EXIT_CODE
+
 
 def job_extras(
     *, ran_on: str, catalog: str, warehouse_dir: str | None, landing_dir: str,
-    input_versions: dict[str, int], spark_conf: dict[str, str],
+    input_versions: dict[str, int], write_version: int, spark_conf: dict[str, str],
 ) -> dict:
     """The Pipes extras every job reads (jobs/runtime.py): one contract for all runners."""
     return {
@@ -14,6 +16,7 @@ def job_extras(
         "warehouse_dir": warehouse_dir,
         "landing_dir": landing_dir,
         "input_versions": input_versions,
+        "write_version": write_version,
         "spark_conf": spark_conf,
     }
 
@@ -22,10 +25,18 @@ class TableRunner(dg.ConfigurableResource):
     """Runs the job that builds one table's asset; one subclass per target."""
 
     def run(
-        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
+        self, context: dg.AssetExecutionContext, input_versions: dict[str, int], write_version: int
     ) -> dg.MaterializeResult:
-        """Build the asset's table, reading each input table at the Delta version given."""
+        """Build the asset's table, reading each input table at the Delta version given;
+        `write_version` identifies the write, so a retry does not commit twice."""
         raise NotImplementedError
+
+    def is_retryable(self, error: Exception) -> bool:
+        """Whether the job failed in a way that running it again can fix (a write conflict):
+        the job exits with RETRYABLE_EXIT_CODE after printing RETRYABLE and the reason, which
+        the local runner sees as the exit code and a Databricks run's state message carries."""
+        text = str(error)
+        return f"failed with code {RETRYABLE_EXIT_CODE}" in text or "RETRYABLE " in text
 
     def check_tables(self, declared: set[str]) -> None:
         """Raise if the runner's settings name a table that is not declared."""

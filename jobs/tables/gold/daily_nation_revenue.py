@@ -1,6 +1,7 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.checks import NotNull, Unique
 from jobs.table import Overwrite, Table, WhenAnyInputUpdates
 
 
@@ -22,5 +23,6 @@ TABLE = Table(
     transform=transform,
     write=Overwrite(),
     trigger=WhenAnyInputUpdates(),
+    checks=(Unique(("order_date", "nation"), blocking=True), NotNull(("revenue",), blocking=True)),
     description="Revenue, distinct orders and line items per order date and nation.",
 )

@@ -1,6 +1,7 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.checks import MinRows, NotNull, Unique
 from jobs.table import Overwrite, Table, WhenAnyInputUpdates
 
 
@@ -31,5 +32,11 @@ TABLE = Table(
     write=Overwrite(),
     # Any new orders, line items or customers change the order lines.
     trigger=WhenAnyInputUpdates(),
+    checks=(
+        Unique(("order_key", "line_number"), blocking=True),
+        NotNull(("order_date", "net_revenue"), blocking=True),
+        NotNull(("nation",)),  # a customer without a nation: reported, not blocking
+        MinRows(1),
+    ),
     description="One row per line item with its order date, customer, nation and net revenue.",
 )
