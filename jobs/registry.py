@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from jobs.checks import SchemaContract
-from jobs.table import ExternalTable, Merge, Quarantine, Table
+from jobs.table import ExternalTable, Merge, Overwrite, Quarantine, Table
 
 TABLES_PACKAGE = "jobs.tables"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -88,6 +88,8 @@ def validate(declarations: Declarations) -> None:
             )
         if isinstance(table.write, Merge) and not table.write.keys:
             raise DeclarationError(f"{where}: Merge needs at least one key column")
+        if table.partitions is not None and not isinstance(table.write, Overwrite):
+            raise DeclarationError(f"{where}: a partitioned table is written with Overwrite (of its days)")
         check_names = [check.name for check in table.checks]
         if len(set(check_names)) != len(check_names):
             raise DeclarationError(f"{where}: two checks have the same name ({check_names})")

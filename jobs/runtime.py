@@ -12,7 +12,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-from collections.abc import Mapping
 
 from dagster_pipes import PipesContext
 from pyspark.sql import DataFrame, SparkSession
@@ -20,8 +19,9 @@ from pyspark.sql import functions as F
 
 from jobs.checks import CheckOutcome, SchemaContract, schema_differences
 from jobs.pipes_io import on_databricks, open_pipes
+from jobs.registry import Declarations
 from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, LandingFiles, Table
-from jobs.warehouse import Commit, Warehouse, WriteTxn
+from jobs.warehouse import Commit, Days, Warehouse, WriteTxn
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,11 @@ class TableBuild:
     landing_paths: dict[str, str]  # dataset -> directory read
     columns: list[tuple[str, str]]  # (name, Spark SQL type)
     checks: list[CheckOutcome]
+    check_seconds: float  # evaluating the checks
     rejected_rows: int | None  # None: the transform marks no rows
+    # Set when a blocking check failed: the version written, which the table no longer shows
+    # (`commit` is then the RESTORE to the version before it).
+    undone_version: int | None = None
 
 
 class BuildFailed(Exception):
@@ -47,20 +51,22 @@ class WriteConflict(Exception):
 
 def build_table(
     spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
-    write_version: int, contracts: Mapping[str, SchemaContract] | None = None,
+    write_id: str, declarations: Declarations | None = None, days: Days | None = None,
 ) -> TableBuild:
     """Read each input (tables at their pinned Delta version), transform, write one commit,
     check it.
 
     An input table without a pinned version is read at its latest version, and the version
-    read is reported either way; an input whose declared contract (`contracts`, by table
-    name) it no longer matches fails the build. `write_version` identifies this write (see
-    WriteTxn). Rows the transform marks as bad fail the build or are quarantined. A failed
-    blocking check puts the table back to the version before the write. Any error is
-    annotated with the table's name.
+    read is reported either way; an input that no longer matches its declared contract (in
+    `declarations`) fails the build. For a partitioned table, `days` is the range to build:
+    inputs partitioned by day are read for those days only, and only those days of the table
+    are replaced. `write_id` identifies this write: a build repeating it (a retried job) does
+    not commit again. Rows the transform marks as bad fail the build or are quarantined. A
+    failed blocking check gives the table back its previous contents, as a new version that
+    the build reports with every outcome (Dagster then fails the step). Errors name the table.
     """
     try:
-        return _build(spark, warehouse, table, pinned_versions, write_version, contracts or {})
+        return _build(spark, warehouse, table, pinned_versions, write_id, declarations, days)
     except Exception as error:
         if _is_concurrent_modification(error):
             raise WriteConflict(
@@ -73,64 +79,85 @@ def build_table(
 
 def _build(
     spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
-    write_version: int, contracts: Mapping[str, SchemaContract],
+    write_id: str, declarations: Declarations | None, days: Days | None,
 ) -> TableBuild:
     name = warehouse.full_name(table.name)
+    contracts = declarations.contracts() if declarations else {}
     frames, versions, landing = {}, {}, {}
     for param, source in table.inputs.items():
         if isinstance(source, LandingFiles):
             frames[param] = warehouse.read_landing(spark, source.dataset)
             landing[source.dataset] = warehouse.landing_path(source.dataset)
-        else:
-            version = pinned_versions.get(source)
-            if version is None:
-                version = warehouse.latest_version(spark, source)
-            frames[param] = warehouse.read_table(spark, source, version)
-            versions[warehouse.full_name(source)] = version
-            if source in contracts:
-                _check_input_schema(warehouse.full_name(source), version, frames[param], contracts[source], name)
+            continue
+        version = pinned_versions.get(source)
+        if version is None:
+            version = warehouse.latest_version(spark, source)
+        frame = warehouse.read_table(spark, source, version)
+        versions[warehouse.full_name(source)] = version
+        if source in contracts:
+            _check_input_schema(warehouse.full_name(source), version, frame, contracts[source], name)
+        upstream = declarations.tables.get(source) if declarations else None
+        if days is not None and upstream is not None and upstream.partitions is not None:
+            frame = days.on(upstream.partitions.column).select(frame)
+        frames[param] = frame
     result, rejected = _split_rejected(table.transform(**frames))
-    rejected_rows = None
-    txn = WriteTxn(app_id=name, version=write_version)
-    if rejected is not None:
-        rejected = rejected.cache()
-        rejected_rows = rejected.count()
-        if rejected_rows and isinstance(table.bad_rows, FailOnBadRows):
-            samples = [row[REJECT_COLUMN] for row in rejected.limit(3).collect()]
-            raise BuildFailed(f"{name}: {rejected_rows} bad rows, e.g. {samples}; nothing was written")
-        if rejected_rows:
-            quarantined = rejected.withColumn("_rejected_by", F.lit(txn.tag))
-            warehouse.write(spark, table.bad_rows.table, quarantined, Append(),
-                            WriteTxn(app_id=warehouse.full_name(table.bad_rows.table), version=write_version),
-                            merge_schema=True)
+    if days is not None:
+        result = days.select(result)
+    txn = WriteTxn(f"{name} {write_id}")
+    rejected_rows = _handle_rejected(spark, warehouse, table, rejected, write_id, txn)
     before = warehouse.current_version(spark, table.name)
-    commit = warehouse.write(spark, table.name, result, table.write, txn, merge_schema=table.schema_evolution)
+    commit = warehouse.write(spark, table.name, result, table.write, txn,
+                             merge_schema=table.schema_evolution, days=days)
     written = warehouse.read_table(spark, table.name, commit.version)
+    if days is not None:
+        written = days.select(written)
+    checking = time.monotonic()
     outcomes = [check.evaluate(written) for check in table.checks]
-    blocking = [o for o in outcomes if o.blocking and not o.passed]
-    build = TableBuild(
+    check_seconds = time.monotonic() - checking
+    undone = None
+    failed = [o for o in outcomes if o.blocking and not o.passed]
+    if failed:
+        if before is None:
+            warehouse.drop(spark, table.name)
+            raise BuildFailed(f"{name}: blocking check(s) failed on its first version, which was removed: "
+                              + "; ".join(o.summary() for o in failed))
+        undone = commit.version
+        commit = warehouse.undo(spark, table.name, before, days)
+        written = warehouse.read_table(spark, table.name, commit.version)
+        if days is not None:
+            written = days.select(written)
+    return TableBuild(
         commit=commit,
         row_count=written.count(),
         input_versions=versions,
         landing_paths=landing,
         columns=[(f.name, f.dataType.simpleString()) for f in written.schema.fields],
         checks=outcomes,
+        check_seconds=check_seconds,
         rejected_rows=rejected_rows,
+        undone_version=undone,
     )
-    if blocking:
-        warehouse.restore(spark, table.name, before)
-        restored = f"restored to version {before}" if before is not None else "removed (it was new)"
-        raise BlockingCheckFailed(build, f"{name}: blocking check(s) failed on version {commit.version}: "
-                                  + "; ".join(o.summary() for o in blocking) + f"; the table was {restored}")
-    return build
 
 
-class BlockingCheckFailed(BuildFailed):
-    """A blocking check failed; `build` holds every outcome, to report before failing."""
-
-    def __init__(self, build: TableBuild, message: str):
-        super().__init__(message)
-        self.build = build
+def _handle_rejected(
+    spark: SparkSession, warehouse: Warehouse, table: Table, rejected: DataFrame | None,
+    write_id: str, txn: WriteTxn,
+) -> int | None:
+    """Fail on bad rows or append them to the quarantine table; return their count."""
+    if rejected is None:
+        return None
+    rejected = rejected.cache()
+    count = rejected.count()
+    name = warehouse.full_name(table.name)
+    if count and isinstance(table.bad_rows, FailOnBadRows):
+        samples = [row[REJECT_COLUMN] for row in rejected.limit(3).collect()]
+        raise BuildFailed(f"{name}: {count} bad rows, e.g. {samples}; nothing was written")
+    if count:
+        target = table.bad_rows.table
+        quarantined = rejected.withColumn("_rejected_by", F.lit(txn.tag))
+        warehouse.write(spark, target, quarantined, Append(),
+                        WriteTxn(f"{warehouse.full_name(target)} {write_id}"), merge_schema=True)
+    return count
 
 
 def _split_rejected(result: DataFrame) -> tuple[DataFrame, DataFrame | None]:
@@ -167,11 +194,8 @@ def _is_concurrent_modification(error: BaseException) -> bool:
 RETRYABLE_EXIT_CODE = 75
 
 
-def run_table(table: Table, external: frozenset[str], contracts: Mapping[str, SchemaContract]) -> None:
-    """Build `table` inside the Dagster Pipes session the orchestrator opened for this process.
-
-    `external` names the tables other systems write, which live apart from the platform's;
-    `contracts` are the declared schemas of tables, checked on the inputs read."""
+def run_table(table: Table, declarations: Declarations) -> None:
+    """Build `table` inside the Dagster Pipes session the orchestrator opened for this process."""
     with open_pipes() as pipes:
         extras = pipes.extras
         started = time.monotonic()
@@ -183,7 +207,7 @@ def run_table(table: Table, external: frozenset[str], contracts: Mapping[str, Sc
             catalog=extras["catalog"],
             landing_root=extras["landing_dir"],
             root=extras.get("warehouse_dir"),
-            external=external,
+            external=frozenset(declarations.external),
         )
         # Printed, not logged through Pipes: the job's stdout reaches the step's logs locally
         # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what
@@ -191,15 +215,20 @@ def run_table(table: Table, external: frozenset[str], contracts: Mapping[str, Sc
         pinned = extras.get("input_versions", {})
         print(f"{warehouse.full_name(table.name)}: building, inputs pinned at {pinned}", flush=True)
         try:
-            build = build_table(spark, warehouse, table, pinned, extras["write_version"], contracts)
-        except BlockingCheckFailed as failed:
-            _report_checks(pipes, failed.build.checks)
-            raise
+            days = extras.get("days")
+            if days is not None:
+                days = Days(table.partitions.column, days["start"], days["end"])
+            build = build_table(spark, warehouse, table, pinned, extras["write_id"], declarations, days)
         except WriteConflict as conflict:
             print(f"RETRYABLE {conflict}", file=sys.stderr, flush=True)
             sys.exit(RETRYABLE_EXIT_CODE)
-        print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
-              f"{build.row_count} rows", flush=True)
+        if build.undone_version is not None:
+            print(f"{warehouse.full_name(table.name)}: blocking check failed on version "
+                  f"{build.undone_version}; restored the previous contents as version "
+                  f"{build.commit.version}", flush=True)
+        else:
+            print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
+                  f"{build.row_count} rows", flush=True)
         _report(pipes, warehouse, table, build,
                 startup=session_ready - started, work=time.monotonic() - session_ready)
         _report_checks(pipes, build.checks)
@@ -226,12 +255,15 @@ def _report(
         },
         "spark_startup_seconds": round(startup, 3),
         "spark_seconds": round(work, 3),
+        "check_seconds": round(build.check_seconds, 3),
         "ran_on": f"{pipes.extras['ran_on']} {os.getpid()} on {socket.gethostname()}",
     }
     if build.landing_paths:
         metadata["landing_paths"] = {"raw_value": build.landing_paths, "type": "json"}
     if build.rejected_rows is not None:
         metadata["rejected_rows"] = build.rejected_rows
+    if build.undone_version is not None:
+        metadata["undone_version"] = build.undone_version
     pipes.report_asset_materialization(
         metadata=metadata, data_version=str(build.commit.version)
     )

@@ -64,6 +64,19 @@ Trigger = WhenAnyInputUpdates | WhenAllInputsUpdate | OnCron | ByHandOnly
 
 
 @dataclass(frozen=True)
+class DailyPartitions:
+    """One partition per day of `column` (a date), from `start` up to `end` (exclusive).
+
+    A run of one day, or of a range of days, rewrites exactly those days of the table (Delta's
+    replaceWhere): the rest is untouched, and running a day twice leaves the same contents.
+    """
+
+    column: str
+    start: str  # YYYY-MM-DD
+    end: str  # YYYY-MM-DD, the day after the last partition
+
+
+@dataclass(frozen=True)
 class Retry:
     """How often a failed job is run again, and after how long (doubling each time)."""
 
@@ -104,6 +117,7 @@ class Table:
     transform: Callable[..., DataFrame]
     write: WriteMode = Overwrite()
     trigger: Trigger = WhenAnyInputUpdates()
+    partitions: DailyPartitions | None = None
     checks: tuple[Check, ...] = ()
     bad_rows: BadRows = FailOnBadRows()
     retry: Retry = Retry()

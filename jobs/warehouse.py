@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, DataFrameReader, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
 
 from jobs.table import Append, Merge, WriteMode
 
@@ -96,7 +96,7 @@ class Warehouse:
 
     def write(
         self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode,
-        txn: WriteTxn, merge_schema: bool = False,
+        txn: WriteTxn, merge_schema: bool = False, days: Days | None = None,
     ) -> Commit:
         """Write `df` as one Delta commit and return it.
 
@@ -104,7 +104,7 @@ class Warehouse:
         (Delta's txnAppId / txnVersion): if this transaction already committed, as when a
         retried job repeats its write, Delta skips the write and the earlier commit is
         returned. A concurrent writer's commit makes Delta raise a concurrent modification
-        error, never a mixed table.
+        error, never a mixed table. With `days`, an Overwrite replaces only those days.
         """
         existing = self._delta_table(spark, name)
         if isinstance(mode, Merge) and existing is not None:
@@ -133,37 +133,69 @@ class Warehouse:
                 .option("userMetadata", txn.tag)
                 .option("mergeSchema", str(merge_schema).lower())
             )
-            if self.root is None:
-                spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{name.split('.')[0]}")
-                writer.saveAsTable(self.full_name(name))
-            else:
-                writer.save(self.location(name))
+            if days is not None and existing is not None:
+                writer = writer.option("replaceWhere", days.condition)
+            self._save(spark, writer, name)
         return _commit_of(self._delta_table(spark, name), txn)
 
-    def restore(self, spark: SparkSession, name: str, version: int | None) -> None:
-        """Put the table back to `version`; None removes a table this job created."""
-        if version is not None:
-            self._delta_table(spark, name).restoreToVersion(version)
-        elif self.root is None:
+    def undo(self, spark: SparkSession, name: str, version: int, days: Days | None) -> Commit:
+        """Give the table (or just `days` of it) the contents of `version` again, as a commit."""
+        if days is None:
+            table = self._delta_table(spark, name)
+            table.restoreToVersion(version)
+            return _last_commit(table)
+        earlier = days.select(self.read_table(spark, name, version))
+        writer = earlier.write.format("delta").mode("overwrite").option("replaceWhere", days.condition)
+        self._save(spark, writer, name)
+        return _last_commit(self._delta_table(spark, name))
+
+    def _save(self, spark: SparkSession, writer: DataFrameWriter, name: str) -> None:
+        if self.root is None:
+            spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.catalog}.{name.split('.')[0]}")
+            writer.saveAsTable(self.full_name(name))
+        else:
+            writer.save(self.location(name))
+
+    def drop(self, spark: SparkSession, name: str) -> None:
+        """Remove the table, files and all (for a first version that must not be read)."""
+        if self.root is None:
             spark.sql(f"DROP TABLE IF EXISTS {self.full_name(name)}")
         else:
             shutil.rmtree(self.location(name), ignore_errors=True)
 
 
 @dataclass(frozen=True)
-class WriteTxn:
-    """Identifies one logical write of a table: retries of it share it, later runs do not.
+class Days:
+    """The days `start` (inclusive) to `end` (exclusive), YYYY-MM-DD, of the date `column`."""
 
-    `version` must grow from one run to the next (the orchestrator passes the run's creation
-    time in milliseconds); `tag` goes in the commit's userMetadata, to find the commit again.
-    """
+    column: str
+    start: str
+    end: str
+
+    @property
+    def condition(self) -> str:
+        return f"`{self.column}` >= DATE'{self.start}' AND `{self.column}` < DATE'{self.end}'"
+
+    def on(self, column: str) -> "Days":
+        """The same days of another table's date column."""
+        return Days(column, self.start, self.end)
+
+    def select(self, df: DataFrame) -> DataFrame:
+        return df.where(self.condition)
+
+
+@dataclass(frozen=True)
+class WriteTxn:
+    """One logical write of a table (`app_id`: the table and the Dagster run): a retried job
+    repeats it and Delta skips it the second time; another run is another write. The id is
+    also the commit's userMetadata, to find the commit again among concurrent writers'."""
 
     app_id: str
-    version: int
+    version: int = 0
 
     @property
     def tag(self) -> str:
-        return f"{self.app_id}@{self.version}"
+        return self.app_id
 
 
 def external_table_path(landing_root: str, name: str) -> str:
