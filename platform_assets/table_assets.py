@@ -60,7 +60,7 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
             days = {"start": window.start.date().isoformat(), "end": window.end.date().isoformat()}
             context.log.info(f"building days {days['start']} to {days['end']} (exclusive)")
         # Retries of this step repeat the run's write; Delta commits it once.
-        request = JobRequest(input_versions=pinned, write_id=context.run_id, days=days)
+        request = JobRequest(input_versions=pinned, write_id=context.run.run_id, days=days)
         try:
             return runner.run(context, request)
         except Exception as error:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.registry import discover
@@ -25,7 +25,7 @@ from resources.local_spark import local_spark_conf
 
 def main(warehouse_dir: str, landing_dir: str, signals: str, write_id: str, pause: str) -> int:
     declarations = discover()
-    orders = declarations.tables["bronze.orders"]
+    declared = declarations.tables["bronze.orders"]
     tag, marker, seconds = f"attempt-{write_id}", f"{signals}/writing-{os.getpid()}", float(pause)
 
     def in_flight(comment):
@@ -34,10 +34,13 @@ def main(warehouse_dir: str, landing_dir: str, signals: str, write_id: str, paus
             time.sleep(seconds)
         return tag
 
-    mark = F.udf(in_flight, "string")
-    slow = dataclasses.replace(orders, transform=lambda orders_: orders.transform(orders_).withColumn(
-        "o_comment", mark(F.col("o_comment"))))
     spark = SparkSession.builder.config(map=local_spark_conf(threads=1)).getOrCreate()
+    mark = F.udf(in_flight, "string")
+
+    def transform(orders: DataFrame) -> DataFrame:
+        return declared.transform(orders).withColumn("o_comment", mark(F.col("o_comment")))
+
+    slow = dataclasses.replace(declared, transform=transform)
     warehouse = Warehouse("main", landing_dir, warehouse_dir, frozenset(declarations.external))
     Path(signals, f"ready-{os.getpid()}").touch()
     while not Path(signals, "go").exists():
