@@ -9,18 +9,26 @@ instance ($DAGSTER_HOME), with the parent run's tags (its partition range includ
 import sys
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-
-def asset_job() -> dg.JobDefinition:
-    """The job `dagster asset materialize` runs: every asset of the code location."""
-    from platform_assets.definitions import defs
-
-    return defs.resolve_implicit_global_asset_job_def()
+from resources.paths import PROJECT_DIR
+from scripts.runs import DEFINITIONS_MODULE
 
 
 def reexecute_from_failure(run_id: str, instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+    """Run again what the run `run_id` left undone, as a child run of the same job."""
+    parent = instance.get_run_by_id(run_id)
+    if parent is None:
+        raise ValueError(f"no run {run_id} in the instance at {instance.root_directory}")
+    # The code location's own job of that name (`__ASSET_JOB` for `dagster asset materialize`),
+    # rebuilt in each step's process as Dagster does for launched runs.
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", str(PROJECT_DIR))
     options = dg.ReexecutionOptions.from_failure(run_id, instance)
-    return dg.execute_job(dg.reconstructable(asset_job), instance, reexecution_options=options)
+    # The days a run of partitioned tables covered are tags; the child run needs them too.
+    days = {k: v for k, v in parent.tags.items() if k.startswith("dagster/asset_partition_range")
+            or k == "dagster/partition"}
+    return dg.execute_job(repository.get_reconstructable_job(parent.job_name), instance,
+                          reexecution_options=options, tags=days)
 
 
 def main(argv: list[str]) -> int:
