@@ -17,7 +17,7 @@ def main(argv: list[str]) -> None:
     tables = declarations.tables
     if argv[1] not in tables:
         sys.exit(f"unknown table {argv[1]}; declared tables: {', '.join(sorted(tables))}")
-    run_table(tables[argv[1]], external=frozenset(declarations.external))
+    run_table(tables[argv[1]], declarations)
 
 
 if __name__ == "__main__":

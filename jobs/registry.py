@@ -10,7 +10,8 @@ import pkgutil
 import re
 from dataclasses import dataclass
 
-from jobs.table import ExternalTable, Merge, Table
+from jobs.checks import SchemaContract
+from jobs.table import ExternalTable, Merge, Overwrite, Quarantine, Table
 
 TABLES_PACKAGE = "jobs.tables"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -26,6 +27,11 @@ class Declarations:
 
     tables: dict[str, Table]
     external: dict[str, ExternalTable]
+
+    def contracts(self) -> dict[str, SchemaContract]:
+        """Table name -> declared schema contract, for the tables that declare one."""
+        declared = [*self.tables.values(), *self.external.values()]
+        return {t.name: t.contract for t in declared if t.contract is not None}
 
 
 def discover(package: str = TABLES_PACKAGE) -> Declarations:
@@ -82,6 +88,17 @@ def validate(declarations: Declarations) -> None:
             )
         if isinstance(table.write, Merge) and not table.write.keys:
             raise DeclarationError(f"{where}: Merge needs at least one key column")
+        if table.partitions is not None and not isinstance(table.write, Overwrite):
+            raise DeclarationError(f"{where}: a partitioned table is written with Overwrite (of its days)")
+        check_names = [check.name for check in table.checks]
+        if len(set(check_names)) != len(check_names):
+            raise DeclarationError(f"{where}: two checks have the same name ({check_names})")
+        if isinstance(table.bad_rows, Quarantine):
+            target = table.bad_rows.table
+            if not _NAME.match(target) or target in tables or target in declarations.external:
+                raise DeclarationError(
+                    f"{where}: quarantine table {target} must be a new 'schema.table' name"
+                )
     try:
         build_order(tables)
     except graphlib.CycleError as error:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
+from jobs.checks import Check, SchemaContract
+
 
 @dataclass(frozen=True)
 class LandingFiles:
@@ -62,6 +64,45 @@ Trigger = WhenAnyInputUpdates | WhenAllInputsUpdate | OnCron | ByHandOnly
 
 
 @dataclass(frozen=True)
+class DailyPartitions:
+    """One partition per day of `column` (a date), from `start` up to `end` (exclusive).
+
+    A run of one day, or of a range of days, rewrites exactly those days of the table (Delta's
+    replaceWhere): the rest is untouched, and running a day twice leaves the same contents.
+    """
+
+    column: str
+    start: str  # YYYY-MM-DD
+    end: str  # YYYY-MM-DD, the day after the last partition
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often a failed job is run again, and after how long (doubling each time)."""
+
+    max_retries: int = 2
+    delay_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class FailOnBadRows:
+    """A row the transform marks as bad (`REJECT_COLUMN` set) fails the job, with the count."""
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """Rows the transform marks as bad go to `table` (appended, with the reason and the run),
+    the others to the table; the count is reported."""
+
+    table: str
+
+
+BadRows = FailOnBadRows | Quarantine
+# A transform marks a bad row by setting this column to the reason (see jobs/columns.py).
+REJECT_COLUMN = "_rejected_because"
+
+
+@dataclass(frozen=True)
 class Table:
     """One Delta table.
 
@@ -76,6 +117,12 @@ class Table:
     transform: Callable[..., DataFrame]
     write: WriteMode = Overwrite()
     trigger: Trigger = WhenAnyInputUpdates()
+    partitions: DailyPartitions | None = None
+    checks: tuple[Check, ...] = ()
+    bad_rows: BadRows = FailOnBadRows()
+    retry: Retry = Retry()
+    # Whether a write may add columns (Delta's mergeSchema); otherwise a changed schema fails.
+    schema_evolution: bool = False
     description: str = ""
     module: str = field(default="", compare=False)  # filled in by discovery, for error messages
 
@@ -91,6 +138,11 @@ class Table:
     def table_inputs(self) -> dict[str, str]:
         """Parameter -> name of each input that is a table."""
         return {param: src for param, src in self.inputs.items() if isinstance(src, str)}
+
+    @property
+    def contract(self) -> SchemaContract | None:
+        """The table's declared schema contract, if one of its checks is one."""
+        return next((c for c in self.checks if isinstance(c, SchemaContract)), None)
 
     @property
     def landing_datasets(self) -> set[str]:
@@ -109,6 +161,8 @@ class ExternalTable:
 
     name: str
     description: str = ""
+    # The columns and types readers rely on; a version that breaks it fails their builds.
+    contract: SchemaContract | None = None
     module: str = field(default="", compare=False)
 
     @property

@@ -1,11 +1,13 @@
 """One Dagster asset per declared table, keyed `[catalog, schema, table]`, grouped by schema."""
 
+import warnings
+
 import dagster as dg
 
-from jobs.table import Table
+from jobs.table import DailyPartitions, Table
 from platform_assets.automation import automation_condition
 from platform_assets.sources import landing_key
-from resources.runner import TableRunner
+from resources.runner import JobRequest, TableRunner
 
 # Every table job takes a slot of this pool: dagster.yaml caps the Spark jobs running at once
 # across all runs (the executor's cap only counts the steps of one run).
@@ -31,23 +33,20 @@ def latest_delta_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int 
     return None if value is None else int(value.value)
 
 
+def daily_partitions(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefinition | None:
+    if partitions is None:
+        return None
+    return dg.DailyPartitionsDefinition(start_date=partitions.start, end_date=partitions.end)
+
+
 def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
     """The asset that materializes `table` by running its job through the `runner` resource."""
     inputs = sorted(set(table.table_inputs.values()))
     deps = [table_key(catalog, name) for name in inputs] + [
         landing_key(dataset) for dataset in sorted(table.landing_datasets)
     ]
+    key = table_key(catalog, table.name)
 
-    @dg.asset(
-        key=table_key(catalog, table.name),
-        group_name=table.schema,
-        deps=deps,
-        description=table.description or None,
-        kinds={"spark", "delta"},
-        metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
-        automation_condition=automation_condition(table.trigger, deps),
-        pool=SPARK_POOL,
-    )
     def _table(context: dg.AssetExecutionContext, runner: TableRunner) -> dg.MaterializeResult:
         pinned = {}
         for name in inputs:
@@ -55,9 +54,45 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
             if version is not None:
                 pinned[name] = version
         context.log.info(f"reading inputs at Delta versions {pinned or 'latest'}")
-        return runner.run(context, input_versions=pinned)
+        days = None
+        if table.partitions is not None:
+            window = context.partition_time_window
+            days = {"start": window.start.date().isoformat(), "end": window.end.date().isoformat()}
+            context.log.info(f"building days {days['start']} to {days['end']} (exclusive)")
+        # Retries of this step repeat the run's write; Delta commits it once.
+        request = JobRequest(input_versions=pinned, write_id=context.run.run_id, days=days)
+        try:
+            return runner.run(context, request)
+        except Exception as error:
+            if not runner.is_retryable(error):
+                raise
+            retry = table.retry
+            raise dg.RetryRequested(
+                max_retries=retry.max_retries,
+                seconds_to_wait=retry.delay_seconds * 2**context.retry_number,
+            ) from error
 
-    return _table
+    # backfill_policy is a beta parameter in this Dagster release.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.asset(
+            key=key,
+            group_name=table.schema,
+            deps=deps,
+            description=table.description or None,
+            kinds={"spark", "delta"},
+            metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
+            automation_condition=automation_condition(table.trigger, deps),
+            pool=SPARK_POOL,
+            partitions_def=daily_partitions(table.partitions),
+            # A range of days is one run (one replaceWhere); every table has the policy, so that
+            # the CLI can run a selection of partitioned and unpartitioned tables with a range.
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            check_specs=[
+                dg.AssetCheckSpec(check.name, asset=key, blocking=check.blocking, description=check.__doc__)
+                for check in table.checks
+            ],
+        )(_table)
 
 
 def table_assets(tables: dict[str, Table], catalog: str) -> list[dg.AssetsDefinition]:

@@ -20,7 +20,7 @@ from databricks.sdk.core import Config
 from databricks.sdk.service import compute, jobs
 
 from resources.job_package import build_job_package, upload_if_absent
-from resources.runner import TableRunner, job_extras
+from resources.runner import JobRequest, TableRunner, job_extras
 
 SERVERLESS_ENVIRONMENT = "platform"
 
@@ -153,9 +153,7 @@ class DatabricksRunner(TableRunner):
     def workspace_client(self) -> WorkspaceClient:
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
 
-    def run(
-        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
-    ) -> dg.MaterializeResult:
+    def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
         catalog, schema, table = context.asset_key.path
         name = f"{schema}.{table}"
         compute_spec = self.compute_by_table.get(name, self.compute)
@@ -195,7 +193,7 @@ class DatabricksRunner(TableRunner):
             catalog=catalog,
             warehouse_dir=self.warehouse_dir,
             landing_dir=self.landing_dir,
-            input_versions=input_versions,
+            request=request,
             spark_conf=self.session_conf,
         )
         return self._client(workspace, compute_spec).run(

@@ -7,7 +7,7 @@ import dagster as dg
 
 from resources.local_spark import local_spark_conf
 from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
-from resources.runner import TableRunner, job_extras
+from resources.runner import JobRequest, TableRunner, job_extras
 
 
 class LocalSparkRunner(TableRunner):
@@ -30,16 +30,14 @@ class LocalSparkRunner(TableRunner):
             spark["driver_memory"] = os.environ["PLATFORM_SPARK_MEMORY"]
         return cls(warehouse_dir=warehouse_dir(), landing_dir=landing_dir(), **spark)
 
-    def run(
-        self, context: dg.AssetExecutionContext, input_versions: dict[str, int]
-    ) -> dg.MaterializeResult:
+    def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
         catalog, schema, table = context.asset_key.path
         extras = job_extras(
             ran_on="local process",
             catalog=catalog,
             warehouse_dir=self.warehouse_dir,
             landing_dir=self.landing_dir,
-            input_versions=input_versions,
+            request=request,
             spark_conf=local_spark_conf(self.spark_threads, self.driver_memory, self.shuffle_partitions),
         )
         # SPARK_LOCAL_IP keeps Spark from resolving the host name to pick an address at start.

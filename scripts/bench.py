@@ -11,6 +11,9 @@ step's wall time minus the job's own Spark time (session start and work).
 
 automation: trigger latency through the real daemon and the cost of observing external
 tables (scripts/bench_automation.py).
+
+writes: the seconds checks add to each table's build, and a one-day rebuild of the daily
+tables against a rebuild of every day (scripts/bench_writes.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import psutil
 
 from resources.paths import LOCAL_DIR
 from scripts.landing import generate_landing, has_landing
-from scripts.runs import materialize_command, table_runs
+from scripts.runs import every_day, materialize_command, table_runs
 
 # The job package goes to a volume (Files API PUT, raw bytes) or is streamed to DBFS (add-block,
 # base64 JSON); Pipes puts its small context file with one dbfs put.
@@ -87,7 +90,7 @@ def dagster_graph(work: Path, landing: Path) -> tuple[float, int]:
     home.mkdir(parents=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
            "PLATFORM_LANDING_DIR": str(landing)}
-    elapsed, peak, _ = timed(materialize_command("*"), env)
+    elapsed, peak, _ = timed(materialize_command("*", every_day()), env)
     return elapsed, peak
 
 
@@ -109,7 +112,7 @@ def floor(work: Path, landing: Path, threads: int) -> dict:
     warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"),
                           external=frozenset(declarations.external))
     for name in build_order(tables):
-        build_table(spark, warehouse, tables[name], {})
+        build_table(spark, warehouse, tables[name], {}, write_id="floor", declarations=declarations)
     return {"startup": warm - started, "builds": time.monotonic() - warm}
 
 
@@ -190,6 +193,10 @@ def main() -> None:
         bench_local(work, landing, args)
     if "databricks" in targets:
         print_databricks(databricks_graph(work, landing))
+    if "writes" in targets:
+        from scripts.bench_writes import bench_writes
+
+        bench_writes(work, landing, args.threads)
     if "automation" in targets:
         from scripts.bench_automation import print_automation
 

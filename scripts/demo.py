@@ -14,7 +14,7 @@ from platform_assets.sources import DATA_VERSION_TAG
 from resources.landing_area import LandingArea
 from resources.paths import landing_dir
 from scripts.landing import generate_landing, has_landing
-from scripts.runs import format_table_runs, latest_run, materialize, table_runs
+from scripts.runs import every_day, format_table_runs, latest_run, materialize, table_runs
 
 
 def main() -> int:
@@ -24,12 +24,13 @@ def main() -> int:
         print(f"generating TPC-H landing data, scale factor {scale_factor}, into {landing}")
         generate_landing(landing, scale_factor)
 
-    print("materializing every table: dagster asset materialize --select '*'")
+    days = every_day()
+    print(f"materializing every table: dagster asset materialize --select '*' --partition-range {days}")
     with dg.DagsterInstance.get() as instance:
         observe_sources(instance)
         previous = latest_run(instance)
         started = time.monotonic()
-        result = materialize("*")
+        result = materialize("*", partitions=days)
         elapsed = time.monotonic() - started
         run = latest_run(instance)
         if result.returncode != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from jobs.registry import discover
 from platform_assets.definitions import build_definitions
 from resources.paths import PROJECT_DIR
 from resources.runner import TableRunner
@@ -17,29 +19,47 @@ from resources.runner import TableRunner
 DEFINITIONS_MODULE = "platform_assets.definitions"
 
 
-def materialize_command(selection: str) -> list[str]:
-    """`dagster asset materialize` of `selection` in this project's code location."""
+def materialize_command(selection: str, partitions: str | None = None) -> list[str]:
+    """`dagster asset materialize` of `selection` in this project's code location;
+    `partitions` is a day or a range `first...last` of the partitioned tables selected."""
     dagster = Path(sys.executable).with_name("dagster")
-    return [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection]
+    command = [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection]
+    if partitions:
+        command += ["--partition-range" if "..." in partitions else "--partition", partitions]
+    return command
 
 
-def materialize(selection: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `materialize_command(selection)` from the project root, output captured."""
+def every_day() -> str:
+    """The range of all days of the partitioned tables, `first...last`, for the CLI."""
+    partitioned = [t.partitions for t in discover().tables.values() if t.partitions is not None]
+    first = min(p.start for p in partitioned)
+    last = max(dt.date.fromisoformat(p.end) - dt.timedelta(days=1) for p in partitioned)
+    return f"{first}...{last.isoformat()}"
+
+
+def materialize(
+    selection: str, env: dict[str, str] | None = None, partitions: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run `materialize_command(selection, partitions)` from the project root, output captured."""
     return subprocess.run(
-        materialize_command(selection), cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
+        materialize_command(selection, partitions), cwd=PROJECT_DIR, env={**os.environ, **(env or {})},
         capture_output=True, text=True,
     )
 
 
 def materialize_tables(
-    instance: dg.DagsterInstance, runner: TableRunner, selection=None, **kwargs
+    instance: dg.DagsterInstance, runner: TableRunner, selection=None, partitions: str | None = None,
+    **kwargs,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` (default: every table) in this process, jobs run by `runner`;
-    `kwargs` go to `dg.materialize` (run_config, raise_on_error)."""
+    `partitions` as for the CLI (a day, or `first...last`), every day if None; `kwargs` go to
+    `dg.materialize` (run_config, raise_on_error)."""
     defs = build_definitions()
+    first, _, last = (partitions or every_day()).partition("...")
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return dg.materialize(
         list(defs.assets), selection=selection or dg.AssetSelection.all(), instance=instance,
-        resources={**defs.resources, "runner": runner}, **kwargs,
+        resources={**defs.resources, "runner": runner}, tags=tags, **kwargs,
     )
 
 
@@ -76,11 +96,15 @@ def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[flo
 
 
 def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
-    """What each table materialized in the run wrote, in the order they landed."""
+    """What each table materialized in the run wrote, in the order they landed (one line per
+    table: a partitioned table's days share one write)."""
     times = step_times(instance, run_id)
-    rows = []
+    rows, seen = [], set()
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
+        if materialization.asset_key in seen:
+            continue
+        seen.add(materialization.asset_key)
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         step = entry.dagster_event.step_key
         start, end = times.get(step, (entry.timestamp, entry.timestamp))

@@ -109,7 +109,7 @@ def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
     local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"),
                       external=frozenset(declarations.external))
     for name in build_order(tables):
-        build_table(spark, local, tables[name], {})
+        build_table(spark, local, tables[name], {}, write_id="local")
         on_databricks = DeltaTable(str(warehouse / "main" / Path(*name.split(".")))).to_pyarrow_table()
         locally = DeltaTable(local.location(name)).to_pyarrow_table()
         assert on_databricks.schema == locally.schema, name

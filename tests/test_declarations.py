@@ -29,6 +29,21 @@ def test_code_location_loads_every_table_keyed_by_catalog_schema_table():
     assert {dep.asset_key.path[-1] for dep in silver.deps} == {"orders", "lineitem", "customers"}
 
 
+def test_daily_tables_are_partitioned_by_day_and_checks_are_asset_checks():
+    graph = defs.resolve_asset_graph()
+    silver, gold = (dg.AssetKey(["main", *name.split(".")]) for name in ("silver.order_lines", "gold.daily_nation_revenue"))
+    for key in (silver, gold):
+        partitions = graph.get(key).partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition)
+        assert (partitions.get_first_partition_key(), partitions.get_last_partition_key()) == ("1992-01-01", "1998-08-02")
+    assert graph.get(dg.AssetKey(["main", "bronze", "orders"])).partitions_def is None
+
+    checks = {key.to_user_string() for key in graph.asset_check_keys}
+    assert "main/bronze/orders:unique_o_orderkey" in checks
+    blocking = {key.name for key in graph.asset_check_keys if graph.get(key).blocking and key.asset_key == silver}
+    assert blocking == {"unique_order_key_line_number", "not_null_order_date_net_revenue"}
+
+
 def test_catalog_setting_changes_every_key(monkeypatch):
     monkeypatch.setenv("PLATFORM_CATALOG", "dev")
     keys = {spec.key for spec in build_definitions().resolve_all_asset_specs()}
@@ -47,6 +62,8 @@ def test_catalog_setting_changes_every_key(monkeypatch):
                       r"tests\.declarations\.duplicate\.orders_again"),
         ("wrong_params", r"tests\.declarations\.wrong_params\.orders: table bronze\.orders: "
                          r"transform takes \['raw'\] but the inputs are \['orders'\]"),
+        ("partitioned_merge", r"table silver\.sales: a partitioned table is written with Overwrite"),
+        ("quarantine_clash", r"table bronze\.orders: quarantine table bronze\.orders must be a new"),
     ],
 )
 def test_bad_declarations_fail_the_definitions_load_naming_module_and_table(package, message):

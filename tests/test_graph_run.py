@@ -1,6 +1,9 @@
 """Whole runs: the graph through the Dagster CLI, then reruns and failures with materialize()."""
 
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +16,9 @@ from deltalake import DeltaTable
 
 from platform_assets.table_assets import table_key
 from resources.local_runner import LocalSparkRunner
+from resources.paths import PROJECT_DIR
 from scripts.runs import (
-    format_table_runs, latest_run, materialize, materialize_tables, step_times, table_runs,
+    every_day, format_table_runs, latest_run, materialize, materialize_tables, step_times, table_runs,
 )
 
 TABLES = [
@@ -58,7 +62,7 @@ def platform(tmp_path_factory, landing) -> Platform:
     root = tmp_path_factory.mktemp("platform")
     home, warehouse = root / "dagster_home", root / "warehouse"
     home.mkdir()
-    result = materialize("*", env={
+    result = materialize("*", partitions=every_day(), env={
         "DAGSTER_HOME": str(home),
         "PLATFORM_WAREHOUSE_DIR": str(warehouse),
         "PLATFORM_LANDING_DIR": landing,
@@ -152,27 +156,28 @@ def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(pl
 
 def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    landed = pq.read_table(f"{landing}/orders")
+    landed = pq.read_table(f"{landing}/lineitem")
     bad_dates = pa.array(["not-a-date"] * landed.num_rows)
     pq.write_table(
-        landed.set_column(landed.schema.get_field_index("o_orderdate"), "o_orderdate", bad_dates),
-        f"{landing}/orders/orders.1.parquet",
+        landed.set_column(landed.schema.get_field_index("l_shipdate"), "l_shipdate", bad_dates),
+        f"{landing}/lineitem/lineitem.1.parquet",
     )
-    orders = platform.delta("main.bronze.orders")
-    version_before, rows_before = orders.version(), orders.to_pyarrow_table().num_rows
+    lineitem = platform.delta("main.bronze.lineitem")
+    version_before, rows_before = lineitem.version(), lineitem.to_pyarrow_table().num_rows
 
     result = platform.materialize(
-        dg.AssetSelection.assets(key("main.bronze.orders")).downstream(), landing=landing
+        dg.AssetSelection.assets(key("main.bronze.lineitem")).downstream(), landing=landing
     )
 
     assert not result.success
     materialized = {".".join(e.asset_key.path) for e in result.get_asset_materialization_events()}
     assert materialized == set()
-    orders = platform.delta("main.bronze.orders")
-    assert (orders.version(), orders.to_pyarrow_table().num_rows) == (version_before, rows_before)
+    lineitem = platform.delta("main.bronze.lineitem")
+    assert (lineitem.version(), lineitem.to_pyarrow_table().num_rows) == (version_before, rows_before)
     errors = _errors(platform.instance, result.run_id)
-    assert "while building table main.bronze.orders" in errors
-    assert "not-a-date" in errors and "jobs/runtime.py" in errors  # the job's own traceback
+    # lineitem declares FailOnBadRows: the job names the table, the count and a bad value.
+    assert f"main.bronze.lineitem: {landed.num_rows} bad rows" in errors
+    assert "l_shipdate 'not-a-date' is not a date" in errors and "jobs/runtime.py" in errors
 
 
 def test_missing_landing_files_fail_with_the_path(platform, tmp_path):
@@ -222,3 +227,27 @@ def _with_tables(tables: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
 
 def _row_key(row: dict) -> tuple:
     return (row["order_date"], row["nation"] or "")
+
+
+def test_reexecuting_a_failed_run_from_failure_reruns_only_the_failed_table_and_downstream(platform, tmp_path):
+    landing = _copy_landing(platform.landing, tmp_path)
+    lineitem_file = Path(landing, "lineitem", "lineitem.1.parquet")
+    good = lineitem_file.read_bytes()
+    landed = pq.read_table(lineitem_file)
+    pq.write_table(landed.set_column(landed.schema.get_field_index("l_shipdate"), "l_shipdate",
+                                     pa.array(["not-a-date"] * landed.num_rows)), lineitem_file)
+    env = {**os.environ, "DAGSTER_HOME": platform.instance.root_directory,
+           "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse), "PLATFORM_LANDING_DIR": landing}
+    assert materialize("*", env=env, partitions=every_day()).returncode != 0
+    failed = latest_run(platform.instance)
+    lineitem_file.write_bytes(good)  # the landing data is fixed
+
+    rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
+                           cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    reexecution = latest_run(platform.instance)
+    assert reexecution.parent_run_id == failed.run_id
+    assert set(step_times(platform.instance, reexecution.run_id)) == {
+        "main__bronze__lineitem", "main__silver__order_lines", "main__gold__daily_nation_revenue"
+    }

@@ -134,9 +134,9 @@ def test_landed_files_build_every_table_once_upstream_first(live):
 
 def test_a_new_version_of_an_external_table_runs_its_readers_through_to_gold(live):
     new_runs = live.runs_after_nation[len(live.runs_after_landing):]
-    assert [live.materialized(run) for run in new_runs] == [
-        {"main/bronze/customers", "main/silver/order_lines", "main/gold/daily_nation_revenue"}
-    ]
+    # One run for customers; the daily tables' days may come as a backfill's run after it.
+    built = [key for run in new_runs for key in live.materialized(run)]
+    assert sorted(built) == ["main/bronze/customers", "main/gold/daily_nation_revenue", "main/silver/order_lines"]
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in new_runs)
     nations = gold_nations(live.warehouse)
     assert "DEUTSCHLAND" in nations and "GERMANY" not in nations

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from jobs.table import REJECT_COLUMN
 from jobs.tables.bronze import customers, orders
 
 
@@ -22,6 +23,7 @@ def test_orders_are_typed_as_declared(spark):
         "o_orderkey": "bigint", "o_custkey": "bigint", "o_orderstatus": "string",
         "o_totalprice": "decimal(15,2)", "o_orderdate": "date", "o_orderpriority": "string",
         "o_clerk": "string", "o_shippriority": "int", "o_comment": "string",
+        REJECT_COLUMN: "string",  # null on this good row
     }
     row = typed.first()
     assert (row.o_totalprice, row.o_orderdate) == (Decimal("173665.47"), dt.date(1996, 1, 2))

@@ -2,7 +2,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Merge, Table, WhenAnyInputUpdates
+from jobs.checks import SchemaContract, Unique
+from jobs.table import REJECT_COLUMN, LandingFiles, Merge, Table, WhenAnyInputUpdates
 
 CUSTOMER_COLUMNS = {
     "c_custkey": "bigint",
@@ -17,8 +18,8 @@ NATION_COLUMNS = {"n_nationkey": "bigint", "n_name": "string"}
 
 
 def transform(customer: DataFrame, nation: DataFrame) -> DataFrame:
-    customers = select_typed(customer, CUSTOMER_COLUMNS)
-    nations = select_typed(nation, NATION_COLUMNS)
+    customers = select_typed(customer, CUSTOMER_COLUMNS, keys=("c_custkey",))
+    nations = select_typed(nation, NATION_COLUMNS).drop(REJECT_COLUMN)  # a typed Delta table
     return (
         customers.join(nations, customers.c_nationkey == nations.n_nationkey, "left")
         .withColumn("c_nation", F.col("n_name"))
@@ -34,5 +35,9 @@ TABLE = Table(
     write=Merge(keys=("c_custkey",)),
     # New customer files or a new version of the nations both change customers.
     trigger=WhenAnyInputUpdates(),
+    checks=(
+        Unique(("c_custkey",), blocking=True),
+        SchemaContract({**CUSTOMER_COLUMNS, "c_nation": "string"}),
+    ),
     description="TPC-H customers with their nation's name.",
 )

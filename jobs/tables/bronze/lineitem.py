@@ -1,7 +1,8 @@
 from pyspark.sql import DataFrame
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Overwrite, Table, WhenAnyInputUpdates
+from jobs.checks import AcceptedValues, NotNull, SchemaContract, Unique
+from jobs.table import FailOnBadRows, LandingFiles, Overwrite, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "l_orderkey": "bigint",
@@ -24,7 +25,7 @@ COLUMNS = {
 
 
 def transform(lineitem: DataFrame) -> DataFrame:
-    return select_typed(lineitem, COLUMNS)
+    return select_typed(lineitem, COLUMNS, keys=("l_orderkey", "l_linenumber"))
 
 
 TABLE = Table(
@@ -34,5 +35,13 @@ TABLE = Table(
     write=Overwrite(),
     # A new file set in landing/lineitem rebuilds the table.
     trigger=WhenAnyInputUpdates(),
+    # A line item that cannot be read fails the load: partial orders would skew revenue.
+    bad_rows=FailOnBadRows(),
+    checks=(
+        NotNull(("l_orderkey", "l_linenumber", "l_shipdate"), blocking=True),
+        Unique(("l_orderkey", "l_linenumber"), blocking=True),
+        AcceptedValues("l_returnflag", frozenset({"A", "N", "R"})),
+        SchemaContract(COLUMNS),
+    ),
     description="TPC-H line items as landed, with typed columns.",
 )

@@ -1,7 +1,8 @@
 from pyspark.sql import DataFrame
 
 from jobs.columns import select_typed
-from jobs.table import LandingFiles, Overwrite, Table, WhenAnyInputUpdates
+from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique
+from jobs.table import LandingFiles, Overwrite, Quarantine, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "o_orderkey": "bigint",
@@ -17,7 +18,7 @@ COLUMNS = {
 
 
 def transform(orders: DataFrame) -> DataFrame:
-    return select_typed(orders, COLUMNS)
+    return select_typed(orders, COLUMNS, keys=("o_orderkey",))
 
 
 TABLE = Table(
@@ -27,5 +28,14 @@ TABLE = Table(
     write=Overwrite(),
     # A new file set in landing/orders rebuilds the table.
     trigger=WhenAnyInputUpdates(),
+    # Orders with no key or an unreadable value are set aside, the rest loaded.
+    bad_rows=Quarantine("bronze.orders_rejected"),
+    checks=(
+        NotNull(("o_orderkey", "o_custkey", "o_orderdate"), blocking=True),
+        Unique(("o_orderkey",), blocking=True),
+        MinRows(1, blocking=True),
+        AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})),
+        SchemaContract(COLUMNS),
+    ),
     description="TPC-H orders as landed, with typed columns.",
 )

@@ -1,7 +1,9 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.checks import NotNull, Unique
 from jobs.table import Overwrite, Table, WhenAnyInputUpdates
+from jobs.tables.silver.order_lines import ORDER_DAYS
 
 
 def transform(order_lines: DataFrame) -> DataFrame:
@@ -22,5 +24,7 @@ TABLE = Table(
     transform=transform,
     write=Overwrite(),
     trigger=WhenAnyInputUpdates(),
+    partitions=ORDER_DAYS,
+    checks=(Unique(("order_date", "nation"), blocking=True), NotNull(("revenue",), blocking=True)),
     description="Revenue, distinct orders and line items per order date and nation.",
 )

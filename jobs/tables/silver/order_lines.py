@@ -1,7 +1,11 @@
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.table import Overwrite, Table, WhenAnyInputUpdates
+from jobs.checks import NotNull, Unique
+from jobs.table import DailyPartitions, Overwrite, Table, WhenAnyInputUpdates
+
+# TPC-H order dates run from 1992-01-01 to 1998-08-02.
+ORDER_DAYS = DailyPartitions(column="order_date", start="1992-01-01", end="1998-08-03")
 
 
 def transform(orders: DataFrame, lineitem: DataFrame, customers: DataFrame) -> DataFrame:
@@ -31,5 +35,11 @@ TABLE = Table(
     write=Overwrite(),
     # Any new orders, line items or customers change the order lines.
     trigger=WhenAnyInputUpdates(),
+    partitions=ORDER_DAYS,
+    checks=(
+        Unique(("order_key", "line_number"), blocking=True),
+        NotNull(("order_date", "net_revenue"), blocking=True),
+        NotNull(("nation",)),  # a customer without a nation: reported, not blocking
+    ),
     description="One row per line item with its order date, customer, nation and net revenue.",
 )

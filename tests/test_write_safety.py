@@ -1,0 +1,271 @@
+"""Writes that lose nothing: bad rows, checks, retries, kills and concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # what PipesSubprocessClient raises
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from jobs.registry import discover
+from jobs.runtime import BuildFailed, build_table
+from jobs.warehouse import Warehouse
+from platform_assets.table_assets import table_key
+from resources.local_runner import LocalSparkRunner
+from resources.paths import PROJECT_DIR
+from scripts.runs import materialize_tables
+
+ORDERS = table_key("main", "bronze.orders")
+
+
+class Platform:
+    """A warehouse, a landing directory and an instance of their own, materialized in process."""
+
+    def __init__(self, root: Path, landing: str):
+        self.warehouse, self.landing = root / "warehouse", root / "landing"
+        shutil.copytree(landing, self.landing)
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(self, selection: dg.AssetSelection):
+        runner = LocalSparkRunner(warehouse_dir=str(self.warehouse), landing_dir=str(self.landing))
+        return materialize_tables(self.instance, runner, selection, raise_on_error=False)
+
+    def delta(self, name: str) -> DeltaTable:
+        return DeltaTable(str(self.warehouse / "main" / Path(*name.split("."))))
+
+    def land_orders(self, change) -> int:
+        """Rewrite the landed orders through `change(pylist) -> pylist`, with the order date as
+        text (as a CSV-fed ingestion tool would land it); returns the row count."""
+        path = self.landing / "orders" / "orders.1.parquet"
+        landed = pq.read_table(path)
+        date = landed.schema.get_field_index("o_orderdate")
+        landed = landed.set_column(date, "o_orderdate", landed.column(date).cast(pa.string()))
+        rows = change(landed.to_pylist())
+        schema = pa.schema([field.with_nullable(True) for field in landed.schema])
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+        return len(rows)
+
+    def check(self, name: str) -> dg.AssetCheckEvaluation:
+        records = self.instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(ORDERS, name), limit=1
+        )
+        return records[0].event.dagster_event.event_specific_data
+
+
+@pytest.fixture
+def platform(tmp_path, landing) -> Platform:
+    platform = Platform(tmp_path, landing)
+    assert platform.materialize(dg.AssetSelection.assets(ORDERS)).success
+    return platform
+
+
+def test_bad_orders_are_quarantined_counted_and_the_rest_loaded(platform):
+    def spoil(rows):
+        rows[0]["o_orderkey"] = None
+        rows[1]["o_orderdate"] = "yesterday"
+        return rows
+
+    landed = platform.land_orders(spoil)
+
+    result = platform.materialize(dg.AssetSelection.assets(ORDERS))
+
+    assert result.success
+    [materialization] = result.get_asset_materialization_events()
+    assert materialization.materialization.metadata["rejected_rows"].value == 2
+    assert platform.delta("bronze.orders").to_pyarrow_table().num_rows == landed - 2
+    rejected = platform.delta("bronze.orders_rejected").to_pyarrow_table().to_pylist()
+    assert sorted(r["_rejected_because"] for r in rejected) == [
+        "o_orderdate 'yesterday' is not a date", "o_orderkey is null"
+    ]
+
+
+def test_a_failing_blocking_check_restores_the_table_and_stops_downstream(platform):
+    table = platform.delta("bronze.orders")
+    version_before, rows_before = table.version(), table.to_pyarrow_table()
+    platform.land_orders(lambda rows: rows + [dict(rows[0])])  # one order twice
+
+    result = platform.materialize(dg.AssetSelection.assets(ORDERS).downstream())
+
+    assert not result.success
+    # The job reports what the table now is: the earlier contents, restored as a new version.
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert event.asset_key == ORDERS
+    assert (metadata["undone_version"].value, metadata["delta_version"].value) == (
+        version_before + 1, version_before + 2
+    )
+    after = platform.delta("bronze.orders")
+    assert [h["operation"] for h in after.history(2)] == ["RESTORE", "WRITE"]
+    assert sorted(map(str, after.to_pyarrow_table().to_pylist())) == sorted(map(str, rows_before.to_pylist()))
+    started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    assert started == {"main__bronze__orders"}, "silver must not start after a failed blocking check"
+    unique = platform.check("unique_o_orderkey")
+    assert not unique.passed and unique.metadata["failing_count"].value == 1
+    assert unique.metadata["failing_samples"].value[0]["count"] == 2
+
+
+def test_a_failing_non_blocking_check_is_reported_and_the_table_lands(platform):
+    def unknown_status(rows):
+        rows[0]["o_orderstatus"] = "X"
+        return rows
+
+    platform.land_orders(unknown_status)
+
+    result = platform.materialize(dg.AssetSelection.assets(ORDERS))
+
+    assert result.success
+    accepted = platform.check("accepted_values_o_orderstatus")
+    assert not accepted.passed and accepted.severity == dg.AssetCheckSeverity.WARN
+    assert accepted.metadata["failing_count"].value == 1
+    assert platform.check("unique_o_orderkey").passed
+
+
+# Jobs in process: the same build_table a job runs, on the test's Spark session.
+
+@pytest.fixture
+def warehouse(tmp_path, landing) -> Warehouse:
+    return Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "warehouse"),
+                     external=frozenset(discover().external))
+
+
+def test_a_retried_write_does_not_commit_twice(spark, warehouse):
+    orders = discover().tables["bronze.orders"]
+
+    first = build_table(spark, warehouse, orders, {}, write_id="run-a")
+    retried = build_table(spark, warehouse, orders, {}, write_id="run-a")
+    next_run = build_table(spark, warehouse, orders, {}, write_id="run-b")
+
+    assert retried.commit.version == first.commit.version
+    assert next_run.commit.version == first.commit.version + 1
+    assert DeltaTable(warehouse.location("bronze.orders")).version() == next_run.commit.version
+
+
+def test_an_input_that_broke_its_contract_fails_naming_table_and_column(spark, warehouse):
+    declarations = discover()
+    build_table(spark, warehouse, declarations.tables["bronze.orders"], {}, write_id="run-1")
+    # Someone rewrites bronze.orders with o_orderdate as text.
+    path = warehouse.location("bronze.orders")
+    drifted = spark.read.format("delta").load(path).withColumn("o_orderdate", spark_col_as_string("o_orderdate"))
+    drifted.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+
+    with pytest.raises(BuildFailed, match=r"main\.silver\.order_lines cannot read input main\.bronze\.orders "
+                                           r"at version 1: column o_orderdate is string, expected date"):
+        build_table(spark, warehouse, declarations.tables["silver.order_lines"],
+                    {"bronze.lineitem": 0, "bronze.customers": 0}, write_id="run-1",
+                    declarations=declarations)
+
+
+def spark_col_as_string(name: str):
+    from pyspark.sql import functions as F
+
+    return F.col(name).cast("string")
+
+
+# Builds in processes of their own (tests/orders_build_process.py), killed or raced.
+
+def start_build(warehouse: Warehouse, signals: Path, write_id: str, pause: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.orders_build_process", warehouse.root, warehouse.landing_root,
+         str(signals), str(write_id), str(pause)],
+        cwd=PROJECT_DIR, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
+    )
+
+
+def wait_for_files(signals: Path, prefix: str, count: int, builds: list[subprocess.Popen],
+                   timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(signals.glob(f"{prefix}-*"))) < count:
+        ended = [b for b in builds if b.poll() is not None]
+        assert not ended, f"a build ended early: {ended[0].stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {prefix} signal after {timeout} s"
+        time.sleep(0.2)
+
+
+def comments(warehouse: Warehouse) -> set[str]:
+    table = DeltaTable(warehouse.location("bronze.orders")).to_pyarrow_table(columns=["o_comment"])
+    return set(table.column("o_comment").to_pylist())
+
+
+def test_a_job_killed_mid_write_leaves_the_last_version_and_the_next_run_succeeds(spark, warehouse, tmp_path):
+    orders = discover().tables["bronze.orders"]
+    before = build_table(spark, warehouse, orders, {}, write_id="run-1")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+
+    build = start_build(warehouse, signals, write_id="2", pause=600)
+    wait_for_files(signals, "ready", 1, [build])
+    (signals / "go").touch()
+    wait_for_files(signals, "writing", 1, [build])
+    os.killpg(build.pid, signal.SIGKILL)
+    build.wait()
+
+    table = DeltaTable(warehouse.location("bronze.orders"))
+    assert table.version() == before.commit.version
+    assert "attempt-2" not in comments(warehouse)
+    assert table.to_pyarrow_table().num_rows == before.row_count
+    after = build_table(spark, warehouse, orders, {}, write_id="run-3")
+    assert after.commit.version == before.commit.version + 1
+
+
+def test_two_writers_at_once_commit_one_after_the_other_or_fail_clearly(spark, warehouse, tmp_path):
+    orders = discover().tables["bronze.orders"]
+    before = build_table(spark, warehouse, orders, {}, write_id="run-1")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+
+    builds = [start_build(warehouse, signals, write_id=v, pause=5) for v in ("2", "3")]
+    wait_for_files(signals, "ready", 2, builds)
+    (signals / "go").touch()
+    codes = [build.wait(timeout=300) for build in builds]
+    errors = [build.stderr.read() for build in builds]
+
+    assert sorted(codes) in ([0, 0], [0, 75]), errors
+    table = DeltaTable(warehouse.location("bronze.orders"))
+    assert table.version() == before.commit.version + codes.count(0)
+    assert len(comments(warehouse)) == 1, "the table holds one writer's rows, never a mix"
+    assert table.to_pyarrow_table().num_rows == before.row_count
+    for code, error in zip(codes, errors):
+        if code == 75:
+            assert "write conflict on main.bronze.orders: another writer committed first" in error
+
+
+class ConflictOnceRunner(LocalSparkRunner):
+    """The local runner, except that its first job of the run exits as a job that lost a write
+    conflict does (exit code 75), before touching the table."""
+
+    def run(self, context, request):
+        if context.retry_number == 0:
+            raise DagsterPipesExecutionError("External execution process failed with code 75")
+        return super().run(context, request)
+
+
+def test_a_lost_write_conflict_is_retried_with_backoff_then_succeeds(platform):
+    runner = ConflictOnceRunner(warehouse_dir=str(platform.warehouse), landing_dir=str(platform.landing))
+    table = platform.delta("bronze.orders").version()
+
+    result = materialize_tables(platform.instance, runner, dg.AssetSelection.assets(ORDERS), raise_on_error=False)
+
+    assert result.success
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retries) == 1 and retries[0].event_specific_data.seconds_to_wait == 15
+    assert platform.delta("bronze.orders").version() == table + 1
+
+
+def test_a_job_failing_for_good_is_not_retried(platform):
+    platform.land_orders(lambda rows: [])  # no orders: the blocking min_rows check fails
+
+    result = platform.materialize(dg.AssetSelection.assets(ORDERS))
+
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
