@@ -11,15 +11,18 @@ from platform_assets.automation import AUTOMATION_RUN_TAG, automation_condition
 from platform_assets.sources import DATA_VERSION_TAG
 
 FAILING: set[str] = set()  # names of the toy tables whose next run fails
+BLOCKED: set[str] = set()  # names of the toy tables whose blocking check fails next
 
 
 def toy_table(name: str, inputs: list[str], trigger) -> dg.AssetsDefinition:
     keys = [dg.AssetKey(i) for i in inputs]
 
-    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys))
-    def _table() -> None:
+    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys),
+              check_specs=[dg.AssetCheckSpec("rows", asset=name, blocking=True)])
+    def _table() -> dg.MaterializeResult:
         if name in FAILING:
             raise RuntimeError(f"{name} failed")
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=name not in BLOCKED)])
 
     return _table
 
@@ -79,10 +82,14 @@ class Automation:
     def run(self, *names: str, tags: dict[str, str] | None = None) -> bool:
         """A run of these tables that, like a launched run, records them as its selection."""
         job = dg.Definitions(assets=GRAPH).resolve_implicit_global_asset_job_def()
-        return job.execute_in_process(
+        self.last_run = job.execute_in_process(
             asset_selection=[dg.AssetKey(name) for name in names], instance=self.instance,
             raise_on_error=False, tags=tags,
-        ).success
+        )
+        return self.last_run.success
+
+    def built_by_last_run(self) -> set[str]:
+        return {e.asset_key.to_user_string() for e in self.last_run.get_asset_materialization_events()}
 
     def observe_nation(self, version: str) -> None:
         self.instance.report_runless_asset_event(
@@ -93,6 +100,7 @@ class Automation:
 @pytest.fixture
 def automation():
     FAILING.clear()
+    BLOCKED.clear()
     return Automation()
 
 
@@ -135,6 +143,21 @@ def test_a_failed_input_keeps_its_downstream_tables_from_starting(automation):
     assert automation.tick() == set(), "order_lines must not start while customers' latest run failed"
 
     FAILING.clear()
+    automation.observe_nation("2")
+    assert automation.tick() == {"customers", "order_lines", "joined"}
+
+
+def test_a_failed_blocking_check_stops_the_run_and_keeps_downstream_tables_from_starting(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined")
+    BLOCKED.add("customers")
+    automation.observe_nation("1")
+    assert automation.tick() == {"customers", "order_lines"}
+    assert automation.built_by_last_run() == {"customers"}, "order_lines must not run after the check failed"
+
+    automation.run("orders")
+    assert automation.tick() == set(), "order_lines must not start while customers' blocking check fails"
+
+    BLOCKED.clear()
     automation.observe_nation("2")
     assert automation.tick() == {"customers", "order_lines", "joined"}
 

@@ -1,5 +1,6 @@
 """Whole runs: the graph through the Dagster CLI, then reruns and failures with materialize()."""
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from delta.tables import DeltaTable as SparkDeltaTable
 from deltalake import DeltaTable
 
 from platform_assets.table_assets import table_key
@@ -154,6 +156,28 @@ def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(pl
     assert platform.latest_metadata("main.silver.order_lines")["dagster/row_count"] == lineitem["dagster/row_count"]
 
 
+def test_rerunning_days_from_the_cli_replaces_exactly_those_days_with_the_same_rows(platform, spark):
+    gold_path = str(platform.warehouse / "main" / "gold" / "daily_nation_revenue")
+    before = _gold_rows_by_day(platform)
+    day, next_day = sorted(before)[len(before) // 2: len(before) // 2 + 2]  # two days with orders
+    # Both days lose their rows behind Dagster's back; a rerun of the first must restore it alone.
+    SparkDeltaTable.forPath(spark, gold_path).delete(f"order_date IN ('{day}', '{next_day}')")
+    env = {"DAGSTER_HOME": platform.instance.root_directory,
+           "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse), "PLATFORM_LANDING_DIR": platform.landing}
+
+    one_day = materialize("main/gold/daily_nation_revenue", env=env, partitions=day)
+
+    assert one_day.returncode == 0, one_day.stderr[-3000:]
+    assert _materialized_days(platform) == [day]
+    assert _gold_rows_by_day(platform) == {d: rows for d, rows in before.items() if d != next_day}
+
+    both_days = materialize("main/gold/daily_nation_revenue", env=env, partitions=f"{day}...{next_day}")
+
+    assert both_days.returncode == 0, both_days.stderr[-3000:]
+    assert _materialized_days(platform) == [d.isoformat() for d in _days(day, next_day)]
+    assert _gold_rows_by_day(platform) == before
+
+
 def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
     landed = pq.read_table(f"{landing}/lineitem")
@@ -251,3 +275,22 @@ def test_reexecuting_a_failed_run_from_failure_reruns_only_the_failed_table_and_
     assert set(step_times(platform.instance, reexecution.run_id)) == {
         "main__bronze__lineitem", "main__silver__order_lines", "main__gold__daily_nation_revenue"
     }
+
+
+def _gold_rows_by_day(platform: Platform) -> dict[str, list[tuple]]:
+    rows: dict[str, list[tuple]] = {}
+    for row in platform.delta("main.gold.daily_nation_revenue").to_pyarrow_table().to_pylist():
+        rows.setdefault(row["order_date"].isoformat(), []).append(tuple(row.values()))
+    return {day: sorted(day_rows) for day, day_rows in rows.items()}
+
+
+def _materialized_days(platform: Platform) -> list[str]:
+    """The days of gold that the latest run materialized."""
+    run = latest_run(platform.instance)
+    events = platform.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return sorted(e.asset_materialization.partition for e in events)
+
+
+def _days(first: str, last: str) -> list[dt.date]:
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
