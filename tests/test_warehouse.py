@@ -2,8 +2,10 @@
 
 import pytest
 
+import datetime as dt
+
 from jobs.table import Append, Merge, Overwrite
-from jobs.warehouse import Warehouse
+from jobs.warehouse import Days, Warehouse, WriteTxn
 
 SCHEMA = "id bigint, name string"
 
@@ -22,12 +24,13 @@ def rows(warehouse, spark, version):
 
 
 def test_each_write_mode_is_one_commit_and_old_versions_stay_readable(warehouse, spark):
-    first = warehouse.write(spark, "silver.people", spark.createDataFrame([(1, "ann"), (2, "bob")], SCHEMA), Overwrite())
-    appended = warehouse.write(spark, "silver.people", spark.createDataFrame([(3, "cy")], SCHEMA), Append())
-    merged = warehouse.write(
-        spark, "silver.people", spark.createDataFrame([(2, "bobby"), (4, "dee")], SCHEMA), Merge(keys=("id",))
-    )
-    replaced = warehouse.write(spark, "silver.people", spark.createDataFrame([(9, "zed")], SCHEMA), Overwrite())
+    def write(data, mode, run):
+        return warehouse.write(spark, "silver.people", spark.createDataFrame(data, SCHEMA), mode, WriteTxn(run))
+
+    first = write([(1, "ann"), (2, "bob")], Overwrite(), "run 1")
+    appended = write([(3, "cy")], Append(), "run 2")
+    merged = write([(2, "bobby"), (4, "dee")], Merge(keys=("id",)), "run 3")
+    replaced = write([(9, "zed")], Overwrite(), "run 4")
 
     assert [c.version for c in (first, appended, merged, replaced)] == [0, 1, 2, 3]
     assert merged.operation == "MERGE"
@@ -41,3 +44,17 @@ def test_each_write_mode_is_one_commit_and_old_versions_stay_readable(warehouse,
 def test_reading_a_table_that_was_never_written_names_it(warehouse, spark):
     with pytest.raises(FileNotFoundError, match=rf"input table {warehouse.catalog}\.silver\.ghost does not exist"):
         warehouse.latest_version(spark, "silver.ghost")
+
+
+def test_an_overwrite_of_days_replaces_those_days_and_keeps_the_others(warehouse, spark):
+    day = dt.date.fromisoformat
+    sales = "sold_on date, amount int"
+    warehouse.write(spark, "gold.sales", spark.createDataFrame(
+        [(day("2024-01-01"), 1), (day("2024-01-02"), 2), (day("2024-01-03"), 3)], sales), Overwrite(), WriteTxn("run 1"))
+
+    second_day = Days("sold_on", "2024-01-02", "2024-01-03")
+    rewrite = spark.createDataFrame([(day("2024-01-02"), 20), (day("2024-01-02"), 21)], sales)
+    commit = warehouse.write(spark, "gold.sales", rewrite, Overwrite(), WriteTxn("run 2"), days=second_day)
+
+    table = sorted(tuple(r) for r in warehouse.read_table(spark, "gold.sales", commit.version).collect())
+    assert table == [(day("2024-01-01"), 1), (day("2024-01-02"), 20), (day("2024-01-02"), 21), (day("2024-01-03"), 3)]
