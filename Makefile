@@ -9,7 +9,7 @@ UPDATES ?= 10
 
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 
-.PHONY: setup demo test bench dev clean
+.PHONY: setup demo test bench dev spark-start spark-status spark-stop clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ test: setup
 bench: setup
 	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS) --updates $(UPDATES)
 
-dev: setup
+dev: spark-start
 	$(BIN)/dagster dev --host 127.0.0.1
 
+# The warm local Spark server every local job connects to (started on demand anyway).
+spark-start: setup
+	$(BIN)/python -m scripts.spark_server start
+
+spark-status:
+	$(BIN)/python -m scripts.spark_server status
+
+spark-stop:
+	$(BIN)/python -m scripts.spark_server stop
+
 clean:
+	-$(BIN)/python -m scripts.spark_server stop
 	rm -rf .local $(VENV)

@@ -1,8 +1,12 @@
-"""Local Spark with Delta: the session settings shared by local jobs, tests and benchmarks.
+"""Local Spark with Delta: the settings shared by local jobs, tests, benchmarks and the warm
+Spark Connect server (`resources.spark_server`).
 
 Delta's jars are resolved once from Maven Central through Spark's own Ivy
 (`configure_spark_with_delta_pip`) into `.local/ivy/<versions>/jars`; sessions then load
 those jar files directly, so everything after setup runs offline.
+
+This module imports neither pyspark nor delta at import time (only `resolve_delta_jars` does,
+once, at setup): the orchestrator reads these settings without loading Spark.
 """
 
 from __future__ import annotations
@@ -44,15 +48,19 @@ def resolve_delta_jars() -> list[str]:
     return delta_jars()
 
 
-def local_spark_conf(
-    threads: int = 1, driver_memory: str = "1g", shuffle_partitions: int = 4
-) -> dict[str, str]:
-    """Settings for a local session with Delta, bounded to `threads` cores."""
+def shared_spark_conf(shuffle_partitions: int = 4) -> dict[str, str]:
+    """The settings every local Spark has, a job's own JVM or the warm server: Delta's session
+    extensions, UTC timestamps, no UI or console progress bar, the driver on 127.0.0.1 only,
+    `shuffle_partitions` for both Spark's shuffles and Delta's snapshot state (Spark's 200
+    default costs more in task overhead than it saves at this size), and Python UDFs that do
+    not hang on file input."""
     return {
-        "spark.master": f"local[{threads}]",
-        "spark.jars": ",".join(delta_jars()),
         **DELTA_EXTENSIONS,
-        "spark.driver.memory": driver_memory,
+        # With Spark 4.2's default (true), an Arrow-optimized Python UDF whose input comes from
+        # a file scan (Parquet, Delta) hangs forever, the JVM and the Python worker each
+        # waiting for the other (pyspark 4.2.0, pyarrow 26; classic and Connect
+        # alike). UDFs over other input, and these with it off, work.
+        "spark.sql.execution.arrow.pythonUDF.columnarInput.enabled": "false",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
@@ -60,4 +68,16 @@ def local_spark_conf(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
+    }
+
+
+def local_spark_conf(
+    threads: int = 1, driver_memory: str = "1g", shuffle_partitions: int = 4
+) -> dict[str, str]:
+    """Settings for a local session with Delta in a JVM of its own, bounded to `threads` cores."""
+    return {
+        "spark.master": f"local[{threads}]",
+        "spark.jars": ",".join(delta_jars()),
+        "spark.driver.memory": driver_memory,
+        **shared_spark_conf(shuffle_partitions),
     }
