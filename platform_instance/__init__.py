@@ -1,0 +1,1 @@
+"""Pieces of the Dagster instance that `dagster.yaml` names by module path (see event_log.py)."""
