@@ -1,7 +1,9 @@
 """Data checks declared with a table, evaluated by its job on the version it just wrote.
 
-Each check is a small declaration with a pure `evaluate(df) -> CheckOutcome`; the job reports
-outcomes to Dagster as asset checks. A blocking check that fails undoes the write.
+Each check is a small declaration that says, as a Spark aggregate, how many rows fail it.
+`evaluate_checks` computes every check of a table, and its row count, in one aggregation over
+what the job wrote, and reads sample rows only for the checks that failed. The job reports the
+outcomes to Dagster as asset checks; a blocking check that fails undoes the write.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from jobs.spark import DataFrame, F
 
 SAMPLE_ROWS = 5
 
@@ -29,13 +30,6 @@ class CheckOutcome:
         return f"{self.name} {state}" + (f": {self.detail}" if self.detail else "")
 
 
-def _rows_where(df: DataFrame, condition: Column, name: str, blocking: bool, what: str) -> CheckOutcome:
-    failing = df.where(condition)
-    count = failing.count()
-    samples = [row.asDict() for row in failing.limit(SAMPLE_ROWS).collect()] if count else []
-    return CheckOutcome(name, count == 0, blocking, count, samples, f"{count} {what}" if count else "")
-
-
 @dataclass(frozen=True)
 class NotNull:
     """No row has a null in any of `columns`."""
@@ -47,16 +41,25 @@ class NotNull:
     def name(self) -> str:
         return "not_null_" + "_".join(self.columns)
 
-    def evaluate(self, df: DataFrame) -> CheckOutcome:
+    def _failing(self):
         condition = F.lit(False)
         for column in self.columns:
             condition = condition | F.col(column).isNull()
-        return _rows_where(df, condition, self.name, self.blocking, f"rows with a null in {list(self.columns)}")
+        return condition
+
+    def failing_count(self):
+        return F.count_if(self._failing())
+
+    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+        samples = _sample(df.where(self._failing())) if failing else []
+        detail = f"{failing} rows with a null in {list(self.columns)}" if failing else ""
+        return CheckOutcome(self.name, not failing, self.blocking, failing, samples, detail)
 
 
 @dataclass(frozen=True)
 class Unique:
-    """No two rows share the same values of `columns`."""
+    """No two rows share the same values of `columns`. A failure counts the rows beyond the
+    first of each repeated value; its samples are the repeated values with their counts."""
 
     columns: tuple[str, ...]
     blocking: bool = False
@@ -65,12 +68,15 @@ class Unique:
     def name(self) -> str:
         return "unique_" + "_".join(self.columns)
 
-    def evaluate(self, df: DataFrame) -> CheckOutcome:
-        duplicated = df.groupBy(*self.columns).count().where(F.col("count") > 1)
-        count = duplicated.count()
-        samples = [r.asDict() for r in duplicated.limit(SAMPLE_ROWS).collect()] if count else []
-        detail = f"{count} values of {list(self.columns)} appear more than once" if count else ""
-        return CheckOutcome(self.name, count == 0, self.blocking, count, samples, detail)
+    def failing_count(self):
+        # A struct is never null, so rows with nulls in the key are counted as values too.
+        return F.count(F.lit(1)) - F.count_distinct(F.struct(*self.columns))
+
+    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+        repeated = df.groupBy(*self.columns).count().where(F.col("count") > 1)
+        samples = _sample(repeated) if failing else []
+        detail = f"{failing} rows repeat a value of {list(self.columns)}" if failing else ""
+        return CheckOutcome(self.name, not failing, self.blocking, failing, samples, detail)
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,12 @@ class MinRows:
     def name(self) -> str:
         return "min_rows"
 
-    def evaluate(self, df: DataFrame) -> CheckOutcome:
-        rows = df.count()
-        passed = rows >= self.count
-        detail = "" if passed else f"{rows} rows, expected at least {self.count}"
-        return CheckOutcome(self.name, passed, self.blocking, 0 if passed else 1, [], detail)
+    def failing_count(self):
+        return F.when(F.count(F.lit(1)) < self.count, 1).otherwise(0)
+
+    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+        detail = f"fewer than {self.count} rows" if failing else ""
+        return CheckOutcome(self.name, not failing, self.blocking, failing, [], detail)
 
 
 @dataclass(frozen=True)
@@ -103,10 +110,16 @@ class AcceptedValues:
     def name(self) -> str:
         return f"accepted_values_{self.column}"
 
-    def evaluate(self, df: DataFrame) -> CheckOutcome:
-        condition = F.col(self.column).isNotNull() & ~F.col(self.column).isin(sorted(self.values))
-        return _rows_where(df, condition, self.name, self.blocking,
-                           f"rows with {self.column} outside {sorted(self.values)}")
+    def _failing(self):
+        return F.col(self.column).isNotNull() & ~F.col(self.column).isin(sorted(self.values))
+
+    def failing_count(self):
+        return F.count_if(self._failing())
+
+    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+        samples = _sample(df.where(self._failing())) if failing else []
+        detail = f"{failing} rows with {self.column} outside {sorted(self.values)}" if failing else ""
+        return CheckOutcome(self.name, not failing, self.blocking, failing, samples, detail)
 
 
 @dataclass(frozen=True)
@@ -120,10 +133,31 @@ class SchemaContract:
     def name(self) -> str:
         return "schema_contract"
 
-    def evaluate(self, df: DataFrame) -> CheckOutcome:
+    def failing_count(self):
+        return None  # a property of the schema, not of rows
+
+    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
         problems = schema_differences(dict(df.dtypes), dict(self.columns))
         return CheckOutcome(self.name, not problems, self.blocking, len(problems),
                             [{"problem": p} for p in problems[:SAMPLE_ROWS]], "; ".join(problems))
+
+
+Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
+
+
+def evaluate_checks(df: DataFrame, checks: tuple[Check, ...]) -> tuple[int, list[CheckOutcome]]:
+    """The row count of `df` and the outcome of each check, in one aggregation (plus a sample
+    query for each check that failed)."""
+    counts = {f"check_{i}": check.failing_count() for i, check in enumerate(checks)}
+    aggregates = [F.count(F.lit(1)).alias("rows")] + [
+        expression.alias(alias) for alias, expression in counts.items() if expression is not None
+    ]
+    totals = df.agg(*aggregates).first()
+    outcomes = [
+        check.outcome(df, totals[f"check_{i}"] if counts[f"check_{i}"] is not None else 0)
+        for i, check in enumerate(checks)
+    ]
+    return totals["rows"], outcomes
 
 
 def schema_differences(actual: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:
@@ -135,4 +169,5 @@ def schema_differences(actual: Mapping[str, str], expected: Mapping[str, str]) -
     return problems
 
 
-Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
+def _sample(df: DataFrame) -> list[dict]:
+    return [row.asDict() for row in df.limit(SAMPLE_ROWS).collect()]

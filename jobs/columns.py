@@ -1,8 +1,6 @@
 """Column helpers shared by table transforms."""
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
+from jobs.spark import DataFrame, F
 from jobs.table import REJECT_COLUMN
 
 

@@ -1,27 +1,46 @@
-"""Runs one table's job: read the pinned inputs, transform, write one Delta commit, report it.
+"""Runs one table's job: read the pinned inputs, transform, write one Delta commit, check it.
 
-`build_table` is the Spark work alone; `run_table` wraps it in a Dagster Pipes session, which
-gives it its parameters (extras) and carries the materialization back to the orchestrator.
+`build_table` is the Spark work alone. It reads each input once, writes in one pass over the
+transform, and checks what it wrote in one aggregation; only failures cost more passes (to
+count and sample bad rows, or to undo a write). `run_table` runs it inside the Dagster Pipes
+session that gives the job its parameters and carries its report back.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass
 
-
+import delta.connect.exceptions  # noqa: F401 - gives Spark Connect errors Delta's exception types
 from dagster_pipes import PipesContext
+from delta.exceptions import (
+    ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
+    ConcurrentTransactionException, ConcurrentWriteException, DeltaConcurrentModificationException,
+    MetadataChangedException, ProtocolChangedException,
+)
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.checks import CheckOutcome, SchemaContract, schema_differences
-from jobs.pipes_io import on_databricks, open_pipes
+from jobs.checks import CheckOutcome, SchemaContract, evaluate_checks, schema_differences
+from jobs.contract import RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, JobParameters, SparkTarget
+from jobs.pipes_io import open_pipes
 from jobs.registry import Declarations
 from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, LandingFiles, Table
 from jobs.warehouse import Commit, Days, Warehouse, WriteTxn
+
+# Delta's write conflicts: another writer committed first, and running the job again is safe.
+WRITE_CONFLICTS = (
+    DeltaConcurrentModificationException, ConcurrentWriteException, MetadataChangedException,
+    ProtocolChangedException, ConcurrentAppendException, ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException, ConcurrentTransactionException,
+)
+# The error a write raises on its first bad row (see _refuse_bad_rows).
+_BAD_ROW = "a row the transform marked as bad"
 
 
 @dataclass(frozen=True)
@@ -37,7 +56,7 @@ class TableBuild:
     check_seconds: float  # evaluating the checks
     rejected_rows: int | None  # None: the transform marks no rows
     # Set when a blocking check failed: the version written, which the table no longer shows
-    # (`commit` is then the RESTORE to the version before it).
+    # (`commit` is then the one that gave the table its previous contents back).
     undone_version: int | None = None
 
 
@@ -67,12 +86,12 @@ def build_table(
     """
     try:
         return _build(spark, warehouse, table, pinned_versions, write_id, declarations, days)
+    except WRITE_CONFLICTS as error:
+        raise WriteConflict(
+            f"write conflict on {warehouse.full_name(table.name)}: another writer committed "
+            f"first ({type(error).__name__}); the table is unchanged by this job, which can run again"
+        ) from error
     except Exception as error:
-        if _is_concurrent_modification(error):
-            raise WriteConflict(
-                f"write conflict on {warehouse.full_name(table.name)}: another writer committed "
-                f"first ({type(error).__name__}); the table is unchanged by this job, which can run again"
-            ) from error
         error.add_note(f"while building table {warehouse.full_name(table.name)} ({table.module})")
         raise
 
@@ -82,6 +101,62 @@ def _build(
     write_id: str, declarations: Declarations | None, days: Days | None,
 ) -> TableBuild:
     name = warehouse.full_name(table.name)
+    frames, versions, landing = _read_inputs(spark, warehouse, table, pinned_versions, declarations, days)
+    result = table.transform(**frames)
+    txn = WriteTxn(f"{name} {write_id}")
+    rejected_rows = None
+    if REJECT_COLUMN in result.columns:
+        rejected = result.where(F.col(REJECT_COLUMN).isNotNull())
+        if isinstance(table.bad_rows, FailOnBadRows):
+            result = _refuse_bad_rows(result)
+        else:
+            rejected_rows = _quarantine(spark, warehouse, table, rejected, write_id, txn)
+            result = result.where(F.col(REJECT_COLUMN).isNull())
+        result = result.drop(REJECT_COLUMN)
+    if days is not None:
+        result = days.select(result)
+    try:
+        commit = warehouse.write(spark, table.name, result, table.write, txn,
+                                 merge_schema=table.schema_evolution, days=days)
+    except PySparkException as error:
+        if _BAD_ROW not in str(error):
+            raise
+        raise _bad_rows_failure(name, rejected) from None
+
+    written = _written(spark, warehouse, table.name, commit.version, days)
+    checking = time.monotonic()
+    row_count, outcomes = evaluate_checks(written, table.checks)
+    check_seconds = time.monotonic() - checking
+    undone = None
+    failed = [o for o in outcomes if o.blocking and not o.passed]
+    if failed:
+        if commit.read_version is None:
+            warehouse.drop(spark, table.name)
+            raise BuildFailed(f"{name}: blocking check(s) failed on its first version, which was removed: "
+                              + "; ".join(o.summary() for o in failed))
+        undone = commit.version
+        commit = warehouse.undo(spark, table.name, commit.read_version, days, tag=f"{txn.tag} undo")
+        written = _written(spark, warehouse, table.name, commit.version, days)
+        row_count = written.count()
+    return TableBuild(
+        commit=commit,
+        row_count=row_count,
+        input_versions=versions,
+        landing_paths=landing,
+        columns=[(f.name, f.dataType.simpleString()) for f in written.schema.fields],
+        checks=outcomes,
+        check_seconds=check_seconds,
+        rejected_rows=rejected_rows,
+        undone_version=undone,
+    )
+
+
+def _read_inputs(
+    spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
+    declarations: Declarations | None, days: Days | None,
+) -> tuple[dict[str, DataFrame], dict[str, int], dict[str, str]]:
+    """Each input as a DataFrame by parameter, the Delta version read of each input table, and
+    the directory of each landing dataset read."""
     contracts = declarations.contracts() if declarations else {}
     frames, versions, landing = {}, {}, {}
     for param, source in table.inputs.items():
@@ -95,77 +170,48 @@ def _build(
         frame = warehouse.read_table(spark, source, version)
         versions[warehouse.full_name(source)] = version
         if source in contracts:
-            _check_input_schema(warehouse.full_name(source), version, frame, contracts[source], name)
+            _check_input_schema(warehouse.full_name(source), version, frame, contracts[source],
+                                warehouse.full_name(table.name))
         upstream = declarations.tables.get(source) if declarations else None
         if days is not None and upstream is not None and upstream.partitions is not None:
             frame = days.on(upstream.partitions.column).select(frame)
         frames[param] = frame
-    result, rejected = _split_rejected(table.transform(**frames))
-    if days is not None:
-        result = days.select(result)
-    txn = WriteTxn(f"{name} {write_id}")
-    rejected_rows = _handle_rejected(spark, warehouse, table, rejected, write_id, txn)
-    before = warehouse.current_version(spark, table.name)
-    commit = warehouse.write(spark, table.name, result, table.write, txn,
-                             merge_schema=table.schema_evolution, days=days)
-    written = warehouse.read_table(spark, table.name, commit.version)
-    if days is not None:
-        written = days.select(written)
-    checking = time.monotonic()
-    outcomes = [check.evaluate(written) for check in table.checks]
-    check_seconds = time.monotonic() - checking
-    undone = None
-    failed = [o for o in outcomes if o.blocking and not o.passed]
-    if failed:
-        if before is None:
-            warehouse.drop(spark, table.name)
-            raise BuildFailed(f"{name}: blocking check(s) failed on its first version, which was removed: "
-                              + "; ".join(o.summary() for o in failed))
-        undone = commit.version
-        commit = warehouse.undo(spark, table.name, before, days)
-        written = warehouse.read_table(spark, table.name, commit.version)
-        if days is not None:
-            written = days.select(written)
-    return TableBuild(
-        commit=commit,
-        row_count=written.count(),
-        input_versions=versions,
-        landing_paths=landing,
-        columns=[(f.name, f.dataType.simpleString()) for f in written.schema.fields],
-        checks=outcomes,
-        check_seconds=check_seconds,
-        rejected_rows=rejected_rows,
-        undone_version=undone,
+    return frames, versions, landing
+
+
+def _written(spark: SparkSession, warehouse: Warehouse, name: str, version: int, days: Days | None) -> DataFrame:
+    """What the build wrote: the table at `version`, or the build's days of it."""
+    written = warehouse.read_table(spark, name, version)
+    return days.select(written) if days is not None else written
+
+
+def _refuse_bad_rows(result: DataFrame) -> DataFrame:
+    """`result`, failing the query that reads it at its first bad row: the write fails before
+    it commits, and no pass over the data is spent counting bad rows when there are none."""
+    return result.where(
+        F.when(F.col(REJECT_COLUMN).isNotNull(), F.raise_error(F.lit(_BAD_ROW))).otherwise(F.lit(True))
     )
 
 
-def _handle_rejected(
-    spark: SparkSession, warehouse: Warehouse, table: Table, rejected: DataFrame | None,
-    write_id: str, txn: WriteTxn,
-) -> int | None:
-    """Fail on bad rows or append them to the quarantine table; return their count."""
-    if rejected is None:
-        return None
-    rejected = rejected.cache()
+def _bad_rows_failure(name: str, rejected: DataFrame) -> BuildFailed:
     count = rejected.count()
-    name = warehouse.full_name(table.name)
-    if count and isinstance(table.bad_rows, FailOnBadRows):
-        samples = [row[REJECT_COLUMN] for row in rejected.limit(3).collect()]
-        raise BuildFailed(f"{name}: {count} bad rows, e.g. {samples}; nothing was written")
+    samples = [row[REJECT_COLUMN] for row in rejected.limit(3).collect()]
+    return BuildFailed(f"{name}: {count} bad rows, e.g. {samples}; nothing was written")
+
+
+def _quarantine(
+    spark: SparkSession, warehouse: Warehouse, table: Table, rejected: DataFrame, write_id: str,
+    txn: WriteTxn,
+) -> int:
+    """Append the bad rows to the table's quarantine table, with the write that set them aside;
+    return their count."""
+    count = rejected.count()
     if count:
         target = table.bad_rows.table
         quarantined = rejected.withColumn("_rejected_by", F.lit(txn.tag))
         warehouse.write(spark, target, quarantined, Append(),
                         WriteTxn(f"{warehouse.full_name(target)} {write_id}"), merge_schema=True)
     return count
-
-
-def _split_rejected(result: DataFrame) -> tuple[DataFrame, DataFrame | None]:
-    """Rows the transform marked with a reject reason apart from the others, if it marks any."""
-    if REJECT_COLUMN not in result.columns:
-        return result, None
-    reason = F.col(REJECT_COLUMN)
-    return result.where(reason.isNull()).drop(REJECT_COLUMN), result.where(reason.isNotNull())
 
 
 def _check_input_schema(
@@ -180,93 +226,63 @@ def _check_input_schema(
         )
 
 
-def _is_concurrent_modification(error: BaseException) -> bool:
-    """Delta's conflicts (ConcurrentAppendException and the like), however Spark wraps them."""
-    text = f"{type(error).__name__} {error}"
-    return any(marker in text for marker in (
-        "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
-        "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
-        "ConcurrentWriteException", "DELTA_CONCURRENT",
-    ))
+def spark_session(target: SparkTarget) -> SparkSession:
+    """The job's Spark session: its own session on a Spark Connect server, the session of the
+    compute it runs on (Databricks), or a local one started with `target.conf`."""
+    if target.remote:
+        return SparkSession.builder.remote(target.remote).getOrCreate()
+    return SparkSession.builder.config(map=target.conf).getOrCreate()
 
 
-# The job's exit code when it lost a write conflict: the orchestrator runs it again.
-RETRYABLE_EXIT_CODE = 75
-
-
-def run_table(table: Table, declarations: Declarations) -> None:
-    """Build `table` inside the Dagster Pipes session the orchestrator opened for this process."""
+def run_table(declarations: Declarations) -> None:
+    """Build the table that the orchestrator's Pipes session asks for, and report it."""
+    # A cancelled job (Dagster terminates it with SIGINT, Databricks and the emulator with
+    # SIGTERM) raises KeyboardInterrupt, on which the Spark Connect client interrupts its
+    # operations on the server: a write stopped here does not commit afterwards.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with open_pipes() as pipes:
-        extras = pipes.extras
+        job = JobParameters.from_extras(pipes.extras)
+        table = declarations.tables[job.table]
         started = time.monotonic()
-        spark = SparkSession.builder.config(map=extras.get("spark_conf", {})).getOrCreate()
-        if not on_databricks():  # no SparkContext on serverless or shared (Spark Connect) compute
-            spark.sparkContext.setLogLevel("WARN")
+        spark = spark_session(job.spark)
         session_ready = time.monotonic()
-        warehouse = Warehouse(
-            catalog=extras["catalog"],
-            landing_root=extras["landing_dir"],
-            root=extras.get("warehouse_dir"),
-            external=frozenset(declarations.external),
-        )
+        warehouse = Warehouse(catalog=job.catalog, landing_root=job.landing_dir, root=job.warehouse_dir,
+                              external=frozenset(declarations.external))
+        name = warehouse.full_name(table.name)
+        days = Days.of(table.partitions.column, job.days) if job.days is not None else None
         # Printed, not logged through Pipes: the job's stdout reaches the step's logs locally
         # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what
         # is printed in the last second before the session closes.)
-        pinned = extras.get("input_versions", {})
-        print(f"{warehouse.full_name(table.name)}: building, inputs pinned at {pinned}", flush=True)
+        print(f"{name}: building, inputs pinned at {job.input_versions}", flush=True)
         try:
-            days = extras.get("days")
-            if days is not None:
-                days = Days(table.partitions.column, days["start"], days["end"])
-            build = build_table(spark, warehouse, table, pinned, extras["write_id"], declarations, days)
+            build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days)
         except WriteConflict as conflict:
-            print(f"RETRYABLE {conflict}", file=sys.stderr, flush=True)
+            print(f"{RETRYABLE_MARKER} {conflict}", file=sys.stderr, flush=True)
             sys.exit(RETRYABLE_EXIT_CODE)
         if build.undone_version is not None:
-            print(f"{warehouse.full_name(table.name)}: blocking check failed on version "
-                  f"{build.undone_version}; restored the previous contents as version "
-                  f"{build.commit.version}", flush=True)
+            print(f"{name}: blocking check failed on version {build.undone_version}; restored the "
+                  f"previous contents as version {build.commit.version}", flush=True)
         else:
-            print(f"{warehouse.full_name(table.name)}: wrote Delta version {build.commit.version}, "
-                  f"{build.row_count} rows", flush=True)
-        _report(pipes, warehouse, table, build,
-                startup=session_ready - started, work=time.monotonic() - session_ready)
+            print(f"{name}: wrote Delta version {build.commit.version}, {build.row_count} rows", flush=True)
+        report = BuildReport(
+            delta_version=build.commit.version,
+            row_count=build.row_count,
+            operation=build.commit.operation,
+            files_written=build.commit.files_written,
+            bytes_written=build.commit.bytes_written,
+            input_versions=build.input_versions,
+            columns=build.columns,
+            location=warehouse.location(table.name),
+            ran_on=f"{job.ran_on} {os.getpid()} on {socket.gethostname()}",
+            session_seconds=session_ready - started,
+            build_seconds=time.monotonic() - session_ready,
+            check_seconds=build.check_seconds,
+            landing_paths=build.landing_paths,
+            rejected_rows=build.rejected_rows,
+            undone_version=build.undone_version,
+        )
+        pipes.report_asset_materialization(metadata=report.to_metadata(), data_version=str(report.delta_version))
         _report_checks(pipes, build.checks)
-
-
-def _report(
-    pipes: PipesContext, warehouse: Warehouse, table: Table, build: TableBuild,
-    startup: float, work: float,
-) -> None:
-    metadata = {
-        "delta_version": build.commit.version,
-        "dagster/row_count": build.row_count,
-        "operation": build.commit.operation,
-        "files_written": build.commit.files_written,
-        "bytes_written": build.commit.bytes_written,
-        "input_versions": {"raw_value": build.input_versions, "type": "json"},
-        "dagster/column_schema": {
-            "raw_value": {"columns": [{"name": n, "type": t} for n, t in build.columns]},
-            "type": "table_schema",
-        },
-        "location": {
-            "raw_value": warehouse.location(table.name),
-            "type": "text" if warehouse.root is None else "path",
-        },
-        "spark_startup_seconds": round(startup, 3),
-        "spark_seconds": round(work, 3),
-        "check_seconds": round(build.check_seconds, 3),
-        "ran_on": f"{pipes.extras['ran_on']} {os.getpid()} on {socket.gethostname()}",
-    }
-    if build.landing_paths:
-        metadata["landing_paths"] = {"raw_value": build.landing_paths, "type": "json"}
-    if build.rejected_rows is not None:
-        metadata["rejected_rows"] = build.rejected_rows
-    if build.undone_version is not None:
-        metadata["undone_version"] = build.undone_version
-    pipes.report_asset_materialization(
-        metadata=metadata, data_version=str(build.commit.version)
-    )
 
 
 def _report_checks(pipes: PipesContext, outcomes: list[CheckOutcome]) -> None:

@@ -1,11 +1,13 @@
-"""The declaration of one Delta table: its name, inputs, write mode and transform."""
+"""The declaration of one Delta table: its name, inputs, write mode and transform.
+
+Plain data: the orchestrator reads declarations without Spark.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from pyspark.sql import DataFrame
+from pathlib import Path
 
 from jobs.checks import Check, SchemaContract
 
@@ -114,7 +116,7 @@ class Table:
 
     name: str
     inputs: Mapping[str, str | LandingFiles]
-    transform: Callable[..., DataFrame]
+    transform: Callable  # input DataFrames by parameter name -> the table's DataFrame
     write: WriteMode = Overwrite()
     trigger: Trigger = WhenAnyInputUpdates()
     partitions: DailyPartitions | None = None
@@ -168,3 +170,9 @@ class ExternalTable:
     @property
     def schema(self) -> str:
         return self.name.split(".")[0]
+
+
+def external_table_path(landing_root: str, name: str) -> str:
+    """Where an external table `schema.table` lives in a local landing directory."""
+    schema, table = name.split(".")
+    return str(Path(landing_root) / schema / table)

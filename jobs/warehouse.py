@@ -4,19 +4,33 @@ Tables live either in a directory, `<root>/<catalog>/<schema>/<table>` (local), 
 metastore under their three-part name (Unity Catalog on Databricks) when there is no root.
 External tables (written by other systems) live in the landing area locally,
 `<landing>/<schema>/<table>`, and in the metastore otherwise.
+
+Everything here is DataFrame reads and writes and Delta SQL (`MERGE INTO`, `RESTORE`,
+`DESCRIBE HISTORY`): nothing from `delta.tables`, no SparkContext or RDDs, so it runs on a Spark Connect
+session (the local warm server, Databricks serverless and standard access mode) as well as on
+a classic one.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
-from jobs.table import Append, Merge, WriteMode
+from jobs.contract import DayRange
+from jobs.table import Append, Merge, WriteMode, external_table_path
+
+# What Spark and Delta say when a table or path holds no Delta table yet.
+_NO_TABLE = {"DELTA_TABLE_ONLY_OPERATION", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
+             "PATH_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST"}
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# How far back a job looks for its own commit when other writers committed after it.
+_HISTORY_SEARCH = 50
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,45 @@ class Commit:
     operation: str
     files_written: int
     bytes_written: int
+    read_version: int | None  # the version the commit was made on; None when it created the table
+
+
+@dataclass(frozen=True)
+class WriteTxn:
+    """One logical write of a table (`app_id`: the table and the Dagster run): a retried job
+    repeats it and Delta skips it the second time; another run is another write. The id is
+    also the commit's userMetadata, to find the commit again among concurrent writers'."""
+
+    app_id: str
+    version: int = 0
+
+    @property
+    def tag(self) -> str:
+        return self.app_id
+
+
+@dataclass(frozen=True)
+class Days:
+    """The days `start` (inclusive) to `end` (exclusive), YYYY-MM-DD, of the date `column`."""
+
+    column: str
+    start: str
+    end: str
+
+    @classmethod
+    def of(cls, column: str, days: DayRange) -> "Days":
+        return cls(column, days.start, days.end)
+
+    @property
+    def condition(self) -> str:
+        return f"`{self.column}` >= DATE'{self.start}' AND `{self.column}` < DATE'{self.end}'"
+
+    def on(self, column: str) -> "Days":
+        """The same days of another table's date column."""
+        return Days(column, self.start, self.end)
+
+    def select(self, df: DataFrame) -> DataFrame:
+        return df.where(self.condition)
 
 
 @dataclass(frozen=True)
@@ -50,39 +103,35 @@ class Warehouse:
         schema, table = name.split(".")
         return str(Path(self.root) / self.catalog / schema / table)
 
-    def _delta_table(self, spark: SparkSession, name: str) -> DeltaTable | None:
+    def _sql_name(self, name: str) -> str:
+        """The table as Delta SQL names it."""
         if self.root is None:
-            if not spark.catalog.tableExists(self.full_name(name)):
-                return None
-            return DeltaTable.forName(spark, self.full_name(name))
-        path = self.location(name)
-        return DeltaTable.forPath(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
-
-    def latest_version(self, spark: SparkSession, name: str) -> int:
-        table = self._delta_table(spark, name)
-        if table is None:
-            if name in self.external:
-                raise FileNotFoundError(
-                    f"external table {self.full_name(name)} does not exist at {self.location(name)}: "
-                    "the system that writes it has not delivered it yet"
-                )
-            raise FileNotFoundError(
-                f"input table {self.full_name(name)} does not exist at {self.location(name)}: "
-                "materialize it first"
-            )
-        return _last_commit(table).version
+            return ".".join(f"`{part}`" for part in self.full_name(name).split("."))
+        return f"delta.`{self.location(name)}`"
 
     def current_version(self, spark: SparkSession, name: str) -> int | None:
         """The table's latest version, None if it does not exist."""
-        table = self._delta_table(spark, name)
-        return None if table is None else _last_commit(table).version
+        latest = self._history(spark, name, 1)
+        return latest[0].version if latest else None
+
+    def latest_version(self, spark: SparkSession, name: str) -> int:
+        """The table's latest version; a missing table is an error naming it and where it was looked for."""
+        version = self.current_version(spark, name)
+        if version is not None:
+            return version
+        if name in self.external:
+            raise FileNotFoundError(
+                f"external table {self.full_name(name)} does not exist at {self.location(name)}: "
+                "the system that writes it has not delivered it yet"
+            )
+        raise FileNotFoundError(
+            f"input table {self.full_name(name)} does not exist at {self.location(name)}: "
+            "materialize it first"
+        )
 
     def read_table(self, spark: SparkSession, name: str, version: int) -> DataFrame:
         """The table exactly as it was at `version`."""
         reader = spark.read.format("delta").option("versionAsOf", version)
-        return self._load(reader, name)
-
-    def _load(self, reader: DataFrameReader, name: str) -> DataFrame:
         return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
 
     def landing_path(self, dataset: str) -> str:
@@ -104,50 +153,59 @@ class Warehouse:
         (Delta's txnAppId / txnVersion): if this transaction already committed, as when a
         retried job repeats its write, Delta skips the write and the earlier commit is
         returned. A concurrent writer's commit makes Delta raise a concurrent modification
-        error, never a mixed table. With `days`, an Overwrite replaces only those days.
+        error, never a mixed table. With `days` (the date column and its range), an Overwrite
+        replaces only those days.
         """
-        existing = self._delta_table(spark, name)
-        if isinstance(mode, Merge) and existing is not None:
-            on = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in mode.keys)
-            # MERGE takes its transaction id and commit metadata from session settings.
-            with _session_conf(spark, {
-                "spark.databricks.delta.write.txnAppId": txn.app_id,
-                "spark.databricks.delta.write.txnVersion": str(txn.version),
-                "spark.databricks.delta.commitInfo.userMetadata": txn.tag,
-                "spark.databricks.delta.schema.autoMerge.enabled": str(merge_schema).lower(),
-            }):
-                (
-                    existing.alias("t")
-                    .merge(df.alias("s"), on)
-                    .whenMatchedUpdateAll()
-                    .whenNotMatchedInsertAll()
-                    .execute()
+        # The commit's userMetadata comes from the session: Delta ignores the writer option when
+        # an append creates a catalog table.
+        with _session_conf(spark, {_USER_METADATA: txn.tag}):
+            if isinstance(mode, Merge) and self.current_version(spark, name) is not None:
+                self._merge(spark, name, df, mode, txn, merge_schema)
+            else:
+                # Delta cannot merge into a table that does not exist: the first Merge creates it.
+                writer = (
+                    df.write.format("delta")
+                    .mode("append" if isinstance(mode, Append) else "overwrite")
+                    .option("txnAppId", txn.app_id)
+                    .option("txnVersion", txn.version)
+                    .option("mergeSchema", str(merge_schema).lower())
                 )
-        else:
-            # Delta cannot merge into a table that does not exist: the first Merge creates it.
-            writer = (
-                df.write.format("delta")
-                .mode("append" if isinstance(mode, Append) else "overwrite")
-                .option("txnAppId", txn.app_id)
-                .option("txnVersion", txn.version)
-                .option("userMetadata", txn.tag)
-                .option("mergeSchema", str(merge_schema).lower())
-            )
-            if days is not None and existing is not None:
-                writer = writer.option("replaceWhere", days.condition)
-            self._save(spark, writer, name)
-        return _commit_of(self._delta_table(spark, name), txn)
+                if days is not None:
+                    writer = writer.option("replaceWhere", days.condition)
+                self._save(spark, writer, name)
+        return self._commit_of(spark, name, txn.tag)
 
-    def undo(self, spark: SparkSession, name: str, version: int, days: Days | None) -> Commit:
-        """Give the table (or just `days` of it) the contents of `version` again, as a commit."""
-        if days is None:
-            table = self._delta_table(spark, name)
-            table.restoreToVersion(version)
-            return _last_commit(table)
-        earlier = days.select(self.read_table(spark, name, version))
-        writer = earlier.write.format("delta").mode("overwrite").option("replaceWhere", days.condition)
-        self._save(spark, writer, name)
-        return _last_commit(self._delta_table(spark, name))
+    def _merge(self, spark: SparkSession, name: str, df: DataFrame, mode: Merge, txn: WriteTxn,
+               merge_schema: bool) -> None:
+        source = f"merge_source_{uuid.uuid4().hex}"  # a temporary view of this session
+        on = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in mode.keys)
+        df.createOrReplaceTempView(source)
+        # MERGE takes its transaction id from session settings.
+        with _session_conf(spark, {
+            "spark.databricks.delta.write.txnAppId": txn.app_id,
+            "spark.databricks.delta.write.txnVersion": str(txn.version),
+            "spark.databricks.delta.schema.autoMerge.enabled": str(merge_schema).lower(),
+        }):
+            try:
+                spark.sql(
+                    f"MERGE INTO {self._sql_name(name)} t USING {source} s ON {on} "
+                    "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+                ).collect()
+            finally:
+                spark.catalog.dropTempView(source)
+
+    def undo(self, spark: SparkSession, name: str, version: int, days: Days | None,
+             tag: str) -> Commit:
+        """Give the table (or just `days` of it) the contents of `version` again, as a commit
+        tagged `tag`."""
+        with _session_conf(spark, {_USER_METADATA: tag}):
+            if days is None:
+                spark.sql(f"RESTORE TABLE {self._sql_name(name)} TO VERSION AS OF {version}").collect()
+            else:
+                earlier = days.select(self.read_table(spark, name, version))
+                writer = earlier.write.format("delta").mode("overwrite").option("replaceWhere", days.condition)
+                self._save(spark, writer, name)
+        return self._commit_of(spark, name, tag)
 
     def _save(self, spark: SparkSession, writer: DataFrameWriter, name: str) -> None:
         if self.root is None:
@@ -159,49 +217,28 @@ class Warehouse:
     def drop(self, spark: SparkSession, name: str) -> None:
         """Remove the table, files and all (for a first version that must not be read)."""
         if self.root is None:
-            spark.sql(f"DROP TABLE IF EXISTS {self.full_name(name)}")
+            spark.sql(f"DROP TABLE IF EXISTS {self.full_name(name)}").collect()
         else:
             shutil.rmtree(self.location(name), ignore_errors=True)
 
+    def _commit_of(self, spark: SparkSession, name: str, tag: str) -> Commit:
+        """The commit tagged `tag`: usually the latest, else among the last few (other writers
+        may have committed since)."""
+        for limit in (1, _HISTORY_SEARCH):
+            entry = next((e for e in self._history(spark, name, limit) if e.userMetadata == tag), None)
+            if entry is not None:
+                return _commit(entry)
+        raise RuntimeError(f"the commit of {tag} is not among the last {_HISTORY_SEARCH} commits of "
+                           f"{self.full_name(name)}")
 
-@dataclass(frozen=True)
-class Days:
-    """The days `start` (inclusive) to `end` (exclusive), YYYY-MM-DD, of the date `column`."""
-
-    column: str
-    start: str
-    end: str
-
-    @property
-    def condition(self) -> str:
-        return f"`{self.column}` >= DATE'{self.start}' AND `{self.column}` < DATE'{self.end}'"
-
-    def on(self, column: str) -> "Days":
-        """The same days of another table's date column."""
-        return Days(column, self.start, self.end)
-
-    def select(self, df: DataFrame) -> DataFrame:
-        return df.where(self.condition)
-
-
-@dataclass(frozen=True)
-class WriteTxn:
-    """One logical write of a table (`app_id`: the table and the Dagster run): a retried job
-    repeats it and Delta skips it the second time; another run is another write. The id is
-    also the commit's userMetadata, to find the commit again among concurrent writers'."""
-
-    app_id: str
-    version: int = 0
-
-    @property
-    def tag(self) -> str:
-        return self.app_id
-
-
-def external_table_path(landing_root: str, name: str) -> str:
-    """Where an external table `schema.table` lives in a landing directory."""
-    schema, table = name.split(".")
-    return str(Path(landing_root) / schema / table)
+    def _history(self, spark: SparkSession, name: str, limit: int) -> list:
+        """The newest `limit` entries of the table's history; empty when there is no table."""
+        try:
+            return spark.sql(f"DESCRIBE HISTORY {self._sql_name(name)} LIMIT {limit}").collect()
+        except AnalysisException as error:
+            if error.getCondition() in _NO_TABLE:
+                return []
+            raise
 
 
 @contextmanager
@@ -219,19 +256,6 @@ def _session_conf(spark: SparkSession, settings: dict[str, str]):
                 spark.conf.set(key, value)
 
 
-def _commit_of(table: DeltaTable, txn: WriteTxn) -> Commit:
-    """The commit that `txn` made (the newest one if other writers committed since)."""
-    history = table.history(50).select("version", "operation", "operationMetrics", "userMetadata")
-    entry = history.where(history.userMetadata == txn.tag).orderBy(history.version.desc()).first()
-    if entry is None:
-        raise RuntimeError(f"the commit of {txn.tag} is not among the table's last 50 commits")
-    return _commit(entry)
-
-
-def _last_commit(table: DeltaTable) -> Commit:
-    return _commit(table.history(1).first())
-
-
 def _commit(entry) -> Commit:
     metrics = entry["operationMetrics"] or {}
     files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded") or "0"
@@ -241,4 +265,5 @@ def _commit(entry) -> Commit:
         operation=entry["operation"],
         files_written=int(files),
         bytes_written=int(size),
+        read_version=entry["readVersion"],
     )

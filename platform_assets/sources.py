@@ -17,8 +17,7 @@ import dagster as dg
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from jobs.table import ExternalTable
-from jobs.warehouse import external_table_path
+from jobs.table import ExternalTable, external_table_path
 from resources.landing_area import LandingArea
 
 # The tag under which Dagster keeps an observation's data version (what ObserveResult sets).

@@ -4,6 +4,7 @@ import warnings
 
 import dagster as dg
 
+from jobs.contract import DayRange
 from jobs.table import DailyPartitions, Table
 from platform_assets.automation import automation_condition
 from platform_assets.sources import landing_key
@@ -57,10 +58,11 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
         days = None
         if table.partitions is not None:
             window = context.partition_time_window
-            days = {"start": window.start.date().isoformat(), "end": window.end.date().isoformat()}
-            context.log.info(f"building days {days['start']} to {days['end']} (exclusive)")
+            days = DayRange(window.start.date().isoformat(), window.end.date().isoformat())
+            context.log.info(f"building days {days.start} to {days.end} (exclusive)")
         # Retries of this step repeat the run's write; Delta commits it once.
-        request = JobRequest(input_versions=pinned, write_id=context.run.run_id, days=days)
+        request = JobRequest(table=table.name, catalog=catalog, input_versions=pinned,
+                             write_id=context.run.run_id, days=days)
         try:
             return runner.run(context, request)
         except Exception as error:

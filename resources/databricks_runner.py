@@ -20,7 +20,8 @@ from databricks.sdk.core import Config
 from databricks.sdk.service import compute, jobs
 
 from resources.job_package import build_job_package, upload_if_absent
-from resources.runner import JobRequest, TableRunner, job_extras
+from jobs.contract import SparkTarget
+from resources.runner import JobRequest, TableRunner
 
 SERVERLESS_ENVIRONMENT = "platform"
 
@@ -100,7 +101,7 @@ class _ServerlessClient(_CancelOnTermination, PipesDatabricksServerlessClient):
 
 
 class DatabricksRunner(TableRunner):
-    """Submits `jobs.entrypoint <schema.table>` as a one-off Databricks run (`runs/submit`).
+    """Submits `jobs.entrypoint` as a one-off Databricks run (`runs/submit`) for one table.
 
     The job package is uploaded to `artifacts_dir` once per content. Tables are Unity Catalog
     tables unless `warehouse_dir` names a directory of Delta tables.
@@ -117,7 +118,6 @@ class DatabricksRunner(TableRunner):
     compute_by_table: dict[str, DatabricksCompute] = {}  # "schema.table" -> its own compute
     poll_interval_seconds: float = 5.0
     timeout_seconds: int = 0  # 0: no limit
-    session_conf: dict[str, str] = {}  # Spark settings the job applies itself; empty on Databricks
 
     @model_validator(mode="after")
     def _serverless_has_volumes(self) -> "DatabricksRunner":
@@ -154,8 +154,7 @@ class DatabricksRunner(TableRunner):
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
 
     def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
-        catalog, schema, table = context.asset_key.path
-        name = f"{schema}.{table}"
+        name, catalog = request.table, request.catalog
         compute_spec = self.compute_by_table.get(name, self.compute)
         workspace = self.workspace_client()
         package = build_job_package()
@@ -166,8 +165,8 @@ class DatabricksRunner(TableRunner):
             f"{'uploaded' if uploaded_wheel or uploaded_launcher else 'already in the workspace'}"
         )
         task = {
-            "task_key": f"{schema}__{table}",
-            "spark_python_task": {"python_file": launcher, "parameters": [name]},
+            "task_key": name.replace(".", "__"),
+            "spark_python_task": {"python_file": launcher},
             **compute_spec.task_fields(),
         }
         submit_args = {
@@ -188,16 +187,11 @@ class DatabricksRunner(TableRunner):
             )]
         else:
             task["libraries"] = [{"whl": wheel}]
-        extras = job_extras(
-            ran_on="Databricks",
-            catalog=catalog,
-            warehouse_dir=self.warehouse_dir,
-            landing_dir=self.landing_dir,
-            request=request,
-            spark_conf=self.session_conf,
-        )
+        # The job takes the session of the compute it runs on.
+        job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
+                                 spark=SparkTarget(), ran_on="Databricks")
         return self._client(workspace, compute_spec).run(
-            context=context, extras=extras, task=jobs.SubmitTask.from_dict(task),
+            context=context, extras=job.to_extras(), task=jobs.SubmitTask.from_dict(task),
             submit_args=submit_args,
         ).get_materialize_result()
 

@@ -22,7 +22,7 @@ from databricks.sdk.errors import NotFound, ResourceAlreadyExists
 from resources.paths import PROJECT_DIR
 
 DISTRIBUTION = "platform_jobs"
-LAUNCHER_SOURCE = b"import sys\n\nfrom jobs.entrypoint import main\n\nmain(sys.argv)\n"
+LAUNCHER_SOURCE = b"from jobs.entrypoint import main\n\nmain()\n"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: same sources, same bytes
 
 

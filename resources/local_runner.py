@@ -1,49 +1,59 @@
 """Runs a table's job on this machine: a Dagster Pipes subprocess with local Spark."""
 
-import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
 
 import dagster as dg
 
+from jobs.contract import SparkTarget
 from resources.local_spark import local_spark_conf
 from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
-from resources.runner import JobRequest, TableRunner, job_extras
+from resources.runner import JobRequest, TableRunner
+from resources.spark_server import LocalSparkServer
 
 
 class LocalSparkRunner(TableRunner):
-    """Runs `python -m jobs.entrypoint <schema.table>` through `PipesSubprocessClient`."""
+    """Runs `python -m jobs.entrypoint` through `PipesSubprocessClient`.
+
+    Each job is a process of its own (a failure stays in it), with a Spark session on the
+    machine's warm Spark Connect server (`spark_mode="server"`, the default), or, with
+    `spark_mode="process"`, in a Spark of its own that it starts and stops (one JVM per job,
+    with the server's thread and memory settings).
+    """
 
     warehouse_dir: str
     landing_dir: str
-    spark_threads: int = 1
-    driver_memory: str = "1g"
-    shuffle_partitions: int = 4
+    spark: LocalSparkServer
+    spark_mode: Literal["server", "process"] = "server"
 
     @classmethod
     def from_env(cls) -> "LocalSparkRunner":
-        """Paths from PLATFORM_WAREHOUSE_DIR / PLATFORM_LANDING_DIR, Spark from
-        PLATFORM_SPARK_THREADS / PLATFORM_SPARK_MEMORY; the defaults above where unset."""
-        spark = {}
-        if os.environ.get("PLATFORM_SPARK_THREADS"):
-            spark["spark_threads"] = int(os.environ["PLATFORM_SPARK_THREADS"])
-        if os.environ.get("PLATFORM_SPARK_MEMORY"):
-            spark["driver_memory"] = os.environ["PLATFORM_SPARK_MEMORY"]
-        return cls(warehouse_dir=warehouse_dir(), landing_dir=landing_dir(), **spark)
+        """Paths from PLATFORM_WAREHOUSE_DIR / PLATFORM_LANDING_DIR, the mode from
+        PLATFORM_SPARK_MODE, the Spark server from its own settings (LocalSparkServer.from_env)."""
+        mode = dg.EnvVar("PLATFORM_SPARK_MODE").get_value() or "server"
+        return cls(warehouse_dir=warehouse_dir(), landing_dir=landing_dir(),
+                   spark=LocalSparkServer.from_env(), spark_mode=mode)
 
     def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
-        catalog, schema, table = context.asset_key.path
-        extras = job_extras(
-            ran_on="local process",
-            catalog=catalog,
-            warehouse_dir=self.warehouse_dir,
-            landing_dir=self.landing_dir,
-            request=request,
-            spark_conf=local_spark_conf(self.spark_threads, self.driver_memory, self.shuffle_partitions),
-        )
-        # SPARK_LOCAL_IP keeps Spark from resolving the host name to pick an address at start.
-        client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env={"SPARK_LOCAL_IP": "127.0.0.1"})
-        return client.run(
-            command=[sys.executable, "-m", "jobs.entrypoint", f"{schema}.{table}"],
-            context=context,
-            extras=extras,
-        ).get_materialize_result()
+        with self._spark_target() as spark:
+            job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
+                                     spark=spark, ran_on="local process")
+            # For a job's own Spark: SPARK_LOCAL_IP keeps it from resolving the host name to pick
+            # an address, PYSPARK_PYTHON runs its Python UDFs with this environment's Python.
+            env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+            client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env=env)
+            return client.run(
+                command=[sys.executable, "-m", "jobs.entrypoint"], context=context, extras=job.to_extras(),
+            ).get_materialize_result()
+
+    @contextmanager
+    def _spark_target(self) -> Iterator[SparkTarget]:
+        if self.spark_mode == "process":
+            yield SparkTarget(conf=local_spark_conf(self.spark.threads, self.spark.memory,
+                                                    self.spark.shuffle_partitions))
+            return
+        # The lease keeps an idle-stop setting from stopping the server under a running job.
+        with self.spark.lease() as url:
+            yield SparkTarget(remote=url)

@@ -1,9 +1,9 @@
 """`make bench SF=<scale>`: the whole graph through Dagster, on each target.
 
-local: the graph through the Dagster CLI against the floor, the same five builds (same
-reads, transforms and Delta writes) in one warm Spark session in one process. Prints wall
-times, their ratio, and peak memory (summed RSS of each process tree: Dagster, step
-processes and their Spark JVMs).
+local: the graph through the Dagster CLI over every day (what `make demo` runs) against the
+floor, the same five builds (same reads, transforms and Delta writes) in one Spark session in
+one process. Both use the warm local Spark server, started before either is timed. Prints wall
+times, their ratio, and peak memory (summed RSS of the process tree plus the Spark server's).
 
 databricks: the graph twice as Databricks runs against the local workspace emulator. Prints
 runs submitted, bytes uploaded on each pass, and the orchestration overhead per table: the
@@ -32,8 +32,10 @@ from pathlib import Path
 import psutil
 
 from resources.paths import LOCAL_DIR
+from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
 from scripts.runs import every_day, materialize_command, table_runs
+from scripts.setup_local import link_instance_config
 
 # The job package goes to a volume (Files API PUT, raw bytes) or is streamed to DBFS (add-block,
 # base64 JSON); Pipes puts its small context file with one dbfs put.
@@ -47,10 +49,10 @@ def is_package_upload(request) -> bool:
 
 
 class PeakMemory:
-    """Samples the summed RSS of a process and all its descendants until stopped."""
+    """Samples the summed RSS of processes and all their descendants until stopped."""
 
-    def __init__(self, pid: int, interval: float = 0.2):
-        self.root, self.interval, self.peak = psutil.Process(pid), interval, 0
+    def __init__(self, *pids: int, interval: float = 0.2):
+        self.roots, self.interval, self.peak = [psutil.Process(pid) for pid in pids], interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -58,11 +60,12 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.is_set():
             total = 0
-            try:
-                for process in [self.root, *self.root.children(recursive=True)]:
-                    total += process.memory_info().rss
-            except psutil.Error:
-                pass  # a process ended between listing and reading
+            for root in self.roots:
+                try:
+                    for process in [root, *root.children(recursive=True)]:
+                        total += process.memory_info().rss
+                except psutil.Error:
+                    pass  # a process ended between listing and reading
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
@@ -73,10 +76,11 @@ class PeakMemory:
 
 
 def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run `command`; return wall seconds, peak tree RSS in bytes, and its stdout."""
+    """Run `command`; return wall seconds, peak RSS in bytes of its tree and the Spark server's,
+    and its stdout."""
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    memory = PeakMemory(process.pid)
+    memory = PeakMemory(process.pid, LocalSparkServer.from_env().status().pid)
     stdout, stderr = process.communicate()
     elapsed, peak = time.monotonic() - started, memory.stop()
     if process.returncode != 0:
@@ -85,35 +89,39 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
 
 
 def dagster_graph(work: Path, landing: Path) -> tuple[float, int]:
-    """Materialize every table with the Dagster CLI into a fresh instance and warehouse."""
+    """Materialize every table with the Dagster CLI into a fresh instance (the project's
+    dagster.yaml) and warehouse."""
     home, warehouse = work / "dagster_home", work / "warehouse_dagster"
-    home.mkdir(parents=True)
+    link_instance_config(home)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
            "PLATFORM_LANDING_DIR": str(landing)}
     elapsed, peak, _ = timed(materialize_command("*", every_day()), env)
     return elapsed, peak
 
 
-def floor(work: Path, landing: Path, threads: int) -> dict:
-    """Build every table in dependency order in this process's one Spark session."""
-    from pyspark.sql import SparkSession
-
+def floor(work: Path, landing: Path) -> dict:
+    """Build every table over every day in dependency order in this process's one session on
+    the warm Spark server."""
+    from jobs.contract import SparkTarget
     from jobs.registry import build_order, discover
-    from jobs.runtime import build_table
-    from jobs.warehouse import Warehouse
-    from resources.local_spark import local_spark_conf
+    from jobs.runtime import build_table, spark_session
+    from jobs.warehouse import Days, Warehouse
 
     started = time.monotonic()
-    spark = SparkSession.builder.config(map=local_spark_conf(threads=threads)).getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = spark_session(SparkTarget(remote=LocalSparkServer.from_env().ensure_running()))
     warm = time.monotonic()
     declarations = discover()
     tables = declarations.tables
     warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"),
                           external=frozenset(declarations.external))
+    builds = {}
     for name in build_order(tables):
-        build_table(spark, warehouse, tables[name], {}, write_id="floor", declarations=declarations)
-    return {"startup": warm - started, "builds": time.monotonic() - warm}
+        partitions = tables[name].partitions
+        days = Days(partitions.column, partitions.start, partitions.end) if partitions else None
+        building = time.monotonic()
+        build_table(spark, warehouse, tables[name], {}, write_id="floor", declarations=declarations, days=days)
+        builds[name] = time.monotonic() - building
+    return {"startup": warm - started, "builds": time.monotonic() - warm, "tables": builds}
 
 
 def databricks_graph(work: Path, landing: Path) -> list[dict]:
@@ -149,7 +157,7 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
                     "context_bytes": sum(len(r.body) for r in requests if r.path == CONTEXT_UPLOAD_PATH),
                     "wall": wall,
                     "overheads": [
-                        t.step_seconds - t.spark_startup_seconds - t.spark_seconds for t in tables
+                        t.step_seconds - t.report.session_seconds - t.report.build_seconds for t in tables
                     ],
                 })
     finally:
@@ -172,7 +180,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale-factor", type=float, default=0.01)
     parser.add_argument("--floor-only", type=Path, help=argparse.SUPPRESS)  # the floor's own process
-    parser.add_argument("--threads", type=int, default=2, help="Spark threads of the floor session")
     parser.add_argument("--targets", default="local,databricks", help="comma-separated")
     parser.add_argument("--updates", type=int, default=10, help="commits timed by `automation`")
     args = parser.parse_args()
@@ -180,7 +187,7 @@ def main() -> None:
     bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
     landing = bench / "landing"
     if args.floor_only:
-        print(json.dumps(floor(args.floor_only, landing, args.threads)))
+        print(json.dumps(floor(args.floor_only, landing)))
         return
 
     if not has_landing(landing):
@@ -188,7 +195,9 @@ def main() -> None:
     work = bench / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores)")
+    spark = LocalSparkServer.from_env()
+    print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores); Spark server "
+          f"{spark.ensure_running()}, {spark.threads} threads, {spark.memory} heap")
     if "local" in targets:
         bench_local(work, landing, args)
     if "databricks" in targets:
@@ -196,7 +205,7 @@ def main() -> None:
     if "writes" in targets:
         from scripts.bench_writes import bench_writes
 
-        bench_writes(work, landing, args.threads)
+        bench_writes(work, landing)
     if "automation" in targets:
         from scripts.bench_automation import print_automation
 
@@ -206,18 +215,17 @@ def main() -> None:
 def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:
     dagster_seconds, dagster_peak = dagster_graph(work, landing)
     floor_seconds, floor_peak, out = timed(
-        [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor),
-         "--threads", str(args.threads), "--floor-only", str(work)]
+        [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor), "--floor-only", str(work)]
     )
     builds = json.loads(out.strip().splitlines()[-1])
     gib = 1024**3
-    print(f"  whole graph through Dagster (CLI, 5 Pipes jobs): {dagster_seconds:7.1f} s  "
-          f"peak RSS {dagster_peak / gib:.2f} GiB")
-    print(f"  floor: one process, one Spark session ({args.threads} threads): "
-          f"{floor_seconds:7.1f} s  peak RSS {floor_peak / gib:.2f} GiB")
-    print(f"    of which session start {builds['startup']:.1f} s, five builds warm {builds['builds']:.1f} s")
-    print(f"  ratio Dagster / floor: {dagster_seconds / floor_seconds:.2f} (whole process), "
-          f"{dagster_seconds / builds['builds']:.2f} (warm builds only)")
+    print(f"  whole graph through Dagster (CLI, 5 Pipes jobs, every day): {dagster_seconds:7.1f} s  "
+          f"peak RSS {dagster_peak / gib:.2f} GiB (Spark server included)")
+    print(f"  floor: one process, one session on the Spark server: "
+          f"{floor_seconds:7.1f} s  peak RSS {floor_peak / gib:.2f} GiB (Spark server included)")
+    print(f"    of which session {builds['startup']:.1f} s, five builds {builds['builds']:.1f} s: "
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds["tables"].items()))
+    print(f"  ratio Dagster / floor: {dagster_seconds / floor_seconds:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from jobs.table import ExternalTable
-from jobs.warehouse import external_table_path
+from jobs.table import external_table_path
 from platform_assets.source_sensor import new_observations
 from platform_assets.sources import Source
 from resources.landing_area import LandingArea

@@ -1,4 +1,5 @@
-"""The write figures of `make bench TARGETS=writes`, in one process with one warm Spark session.
+"""The write figures of `make bench TARGETS=writes`: one process, one session on the warm Spark
+server.
 
 Checks: every table built in dependency order, as its job does (checks, contracts, bad-row
 handling); per table, the build's seconds and the part spent evaluating its checks.
@@ -11,24 +12,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
+from jobs.contract import SparkTarget
 from jobs.registry import build_order, discover
-from jobs.runtime import build_table
+from jobs.runtime import build_table, spark_session
 from jobs.warehouse import Days, Warehouse
-from resources.local_spark import local_spark_conf
+from resources.spark_server import LocalSparkServer
 
 ONE_DAY = ("1995-03-15", "1995-03-16")
 
 
-def bench_writes(work: Path, landing: Path, threads: int) -> None:
-    spark = SparkSession.builder.config(map=local_spark_conf(threads=threads)).getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+def bench_writes(work: Path, landing: Path) -> None:
+    server = LocalSparkServer.from_env()
+    spark = spark_session(SparkTarget(remote=server.ensure_running()))
     declarations = discover()
     tables = declarations.tables
     warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_writes"),
                           external=frozenset(declarations.external))
-    print(f"  checks, every table built once ({threads} Spark threads, one warm session):")
+    print(f"  checks, every table built once (one session on the Spark server, {server.threads} threads):")
     print(f"    {'table':<32} {'build s':>8} {'checks s':>9} {'share':>6}  checks")
     for name in build_order(tables):
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 import sys
 import time
 
@@ -12,9 +13,11 @@ from platform_assets.definitions import setting, sources
 from platform_assets.source_sensor import new_observations, recorded_versions
 from platform_assets.sources import DATA_VERSION_TAG
 from resources.landing_area import LandingArea
-from resources.paths import landing_dir
+from resources.paths import LOCAL_DIR, PROJECT_DIR, landing_dir
+from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
-from scripts.runs import every_day, format_table_runs, latest_run, materialize, table_runs
+from scripts.progress import follow
+from scripts.runs import every_day, format_table_runs, latest_run, materialize_command, table_runs
 
 
 def main() -> int:
@@ -24,24 +27,32 @@ def main() -> int:
         print(f"generating TPC-H landing data, scale factor {scale_factor}, into {landing}")
         generate_landing(landing, scale_factor)
 
+    spark = LocalSparkServer.from_env()
+    started = time.monotonic()
+    print(f"Spark server: {spark.ensure_running()} (ready in {time.monotonic() - started:.1f} s; "
+          "`make spark-stop` stops it)")
+
     days = every_day()
     print(f"materializing every table: dagster asset materialize --select '*' --partition-range {days}")
+    log = LOCAL_DIR / "demo.log"
     with dg.DagsterInstance.get() as instance:
         observe_sources(instance)
         previous = latest_run(instance)
         started = time.monotonic()
-        result = materialize("*", partitions=days)
+        with log.open("w") as output:
+            process = subprocess.Popen(materialize_command("*", days), cwd=PROJECT_DIR,
+                                       stdout=output, stderr=subprocess.STDOUT)
+            run = follow(instance, process, after=previous.run_id if previous else None)
         elapsed = time.monotonic() - started
-        run = latest_run(instance)
-        if result.returncode != 0:
-            print(result.stdout[-5000:], result.stderr[-5000:], sep="\n", file=sys.stderr)
-        if run is None or (previous is not None and run.run_id == previous.run_id):
+        if process.returncode != 0:
+            print(log.read_text()[-5000:], file=sys.stderr)
+        if run is None:
             print("no run was started", file=sys.stderr)
-            return result.returncode or 1
+            return process.returncode or 1
         print(f"\nrun {run.run_id}: {run.status.value} in {elapsed:.1f} s "
-              f"(Dagster home {instance.root_directory})\n")
+              f"(Dagster home {instance.root_directory}, the CLI's output in {log})\n")
         print(format_table_runs(table_runs(instance, run.run_id)))
-    return result.returncode
+    return process.returncode
 
 
 def observe_sources(instance: dg.DagsterInstance) -> None:

@@ -10,30 +10,31 @@ import dagster as dg
 from databricks_emulator import DatabricksEmulator
 from jobs.pipes_io import DBFS_MOUNT_ENV, VOLUMES_MOUNT_ENV
 from resources.databricks_runner import DatabricksRunner
-from resources.local_spark import local_spark_conf
+from resources.spark_server import LocalSparkServer
 
 
 def start_emulator(root: Path, token: str) -> DatabricksEmulator:
     """An emulator whose task processes see its DBFS and volumes where a cluster mounts them,
-    and none of this process's DATABRICKS_* settings."""
+    none of this process's DATABRICKS_* settings, and the warm local Spark server as their
+    cluster's Spark: like Python on a standard access mode cluster, which reaches the cluster's
+    Spark through Spark Connect (`SPARK_REMOTE`)."""
     task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     task_env |= {
         DBFS_MOUNT_ENV: str(root / "dbfs"),
         VOLUMES_MOUNT_ENV: str(root / "volumes"),
-        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_REMOTE": LocalSparkServer.from_env().ensure_running(),
     }
     return DatabricksEmulator(root, token=token, env=task_env).start()
 
 
 def emulated_runner(warehouse: Path, landing: str, **settings) -> DatabricksRunner:
     """The Databricks runner as configured for the emulator: DATABRICKS_HOST / _TOKEN point at
-    it, its "clusters" run local Spark, and tables are directory tables."""
+    it, and tables are directory tables."""
     return DatabricksRunner(
         host=dg.EnvVar("DATABRICKS_HOST"),
         token=dg.EnvVar("DATABRICKS_TOKEN"),
         landing_dir=landing,
         warehouse_dir=str(warehouse),
         poll_interval_seconds=0.2,
-        session_conf=local_spark_conf(threads=1),
         **settings,
     )

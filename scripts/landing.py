@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
-from jobs.warehouse import external_table_path
+from jobs.table import external_table_path
 
 DATASETS = ("orders", "lineitem", "customer")
 NATION_TABLE = "ingest.nation"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from jobs.contract import BuildReport
 from jobs.registry import discover
 from platform_assets.definitions import build_definitions
 from resources.paths import PROJECT_DIR
@@ -70,14 +71,10 @@ def latest_run(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 
 @dataclass(frozen=True)
 class TableRun:
-    """One table's materialization in a run."""
+    """One table's materialization in a run: what its job reported, and its step's wall time."""
 
     table: str
-    delta_version: int
-    row_count: int
-    input_versions: dict[str, int]
-    spark_startup_seconds: float
-    spark_seconds: float
+    report: BuildReport
     step_seconds: float
 
 
@@ -105,16 +102,10 @@ def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
         if materialization.asset_key in seen:
             continue
         seen.add(materialization.asset_key)
-        metadata = {k: v.value for k, v in materialization.metadata.items()}
-        step = entry.dagster_event.step_key
-        start, end = times.get(step, (entry.timestamp, entry.timestamp))
+        start, end = times.get(entry.dagster_event.step_key, (entry.timestamp, entry.timestamp))
         rows.append(TableRun(
             table=".".join(materialization.asset_key.path),
-            delta_version=int(metadata["delta_version"]),
-            row_count=int(metadata["dagster/row_count"]),
-            input_versions=dict(metadata.get("input_versions") or {}),
-            spark_startup_seconds=float(metadata["spark_startup_seconds"]),
-            spark_seconds=float(metadata["spark_seconds"]),
+            report=BuildReport.from_metadata({k: v.value for k, v in materialization.metadata.items()}),
             step_seconds=end - start,
         ))
     return rows
@@ -125,9 +116,9 @@ def format_table_runs(rows: list[TableRun]) -> str:
     header = f"{'table':<32} {'version':>7} {'rows':>10} {'seconds':>8}  inputs read (Delta version)"
     lines = [header, "-" * len(header)]
     for row in rows:
-        inputs = ", ".join(f"{name}@v{v}" for name, v in sorted(row.input_versions.items()))
+        inputs = ", ".join(f"{name}@v{v}" for name, v in sorted(row.report.input_versions.items()))
         lines.append(
-            f"{row.table:<32} {row.delta_version:>7} {row.row_count:>10} "
+            f"{row.table:<32} {row.report.delta_version:>7} {row.report.row_count:>10} "
             f"{row.step_seconds:>8.1f}  {inputs or 'landing files'}"
         )
     return "\n".join(lines)

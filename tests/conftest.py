@@ -1,23 +1,27 @@
-"""Shared fixtures: one local Spark session per test process, small TPC-H landing data."""
+"""Shared fixtures: a session on the machine's warm Spark server, small TPC-H landing data."""
 
 import pytest
 from pyspark.sql import SparkSession
 
-from resources.local_spark import local_spark_conf
+from jobs.contract import SparkTarget
+from jobs.runtime import spark_session
+from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing
 
 SCALE_FACTOR = 0.001
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory) -> SparkSession:
-    # Catalog tables (the Unity Catalog mode, played by Spark's own session catalog) go here.
-    metastore_dir = str(tmp_path_factory.mktemp("spark_metastore"))
-    conf = {**local_spark_conf(threads=2), "spark.sql.warehouse.dir": metastore_dir}
-    session = SparkSession.builder.config(map=conf).getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+def spark_server() -> LocalSparkServer:
+    """The warm Spark Connect server every local job connects to, as configured for this machine."""
+    return LocalSparkServer.from_env()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_server) -> SparkSession:
+    """A session of the tests' own on the warm server: what a table job gets."""
+    with spark_server.lease() as url:
+        yield spark_session(SparkTarget(remote=url))
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
-"""`python -m tests.orders_build_process <warehouse> <landing> <signals dir> <write id> <pause>`:
-builds bronze.orders with the job's own build_table, in a process of its own, for tests that
-kill a build mid-write or race two builds.
+"""`python -m tests.orders_build_process <spark url> <warehouse> <landing> <signals dir> <write id> <pause>`:
+builds bronze.orders with the job's own build_table on a session of its own on the Spark server,
+in a process of its own, for tests that kill a build mid-write or race two builds.
 
 Every row's o_comment becomes `attempt-<write id>`, so a test can tell whose rows a table
 holds. The build waits for `<signals>/go` before starting; while the write runs, its first
-task touches `<signals>/writing-<pid>` and sleeps `pause` seconds, so the write is in flight.
-It exits 0 on success, 75 on a write conflict (the message on stderr), 1 otherwise.
+task (in a Python worker of the Spark server) touches `<signals>/writing-<worker pid>` and
+sleeps `pause` seconds, so the write is in flight. It exits 0 on success, 75 on a write conflict
+(the message on stderr), 1 otherwise.
 """
 
 import dataclasses
@@ -14,27 +15,25 @@ import sys
 import time
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
+from jobs.contract import RETRYABLE_EXIT_CODE, SparkTarget
 from jobs.registry import discover
-from jobs.runtime import RETRYABLE_EXIT_CODE, WriteConflict, build_table
+from jobs.runtime import WriteConflict, build_table, spark_session
+from jobs.spark import DataFrame, F
 from jobs.warehouse import Warehouse
-from resources.local_spark import local_spark_conf
 
 
-def main(warehouse_dir: str, landing_dir: str, signals: str, write_id: str, pause: str) -> int:
+def main(spark_url: str, warehouse_dir: str, landing_dir: str, signals: str, write_id: str, pause: str) -> int:
     declarations = discover()
     declared = declarations.tables["bronze.orders"]
-    tag, marker, seconds = f"attempt-{write_id}", f"{signals}/writing-{os.getpid()}", float(pause)
+    tag, seconds = f"attempt-{write_id}", float(pause)
 
     def in_flight(comment):
-        if not os.path.exists(marker):
-            Path(marker).touch()
+        if not any(Path(signals).glob(f"writing-{write_id}-*")):
+            Path(signals, f"writing-{write_id}-{os.getpid()}").touch()
             time.sleep(seconds)
         return tag
 
-    spark = SparkSession.builder.config(map=local_spark_conf(threads=1)).getOrCreate()
+    spark = spark_session(SparkTarget(remote=spark_url))
     mark = F.udf(in_flight, "string")
 
     def transform(orders: DataFrame) -> DataFrame:

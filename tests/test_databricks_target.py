@@ -23,6 +23,7 @@ from platform_assets.table_assets import table_key
 from resources.databricks_runner import DatabricksCompute
 from resources.job_package import build_job_package
 from scripts.emulated_workspace import emulated_runner, start_emulator
+from scripts.setup_local import link_instance_config
 
 TOKEN = "dapi-emulator-0123456789abcdef"
 ORDERS = table_key("main", "bronze.orders")
@@ -37,8 +38,11 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def instance():
-    with dg.instance_for_test() as test_instance:
+def instance(tmp_path_factory):
+    """An instance of the module's own with the project's dagster.yaml."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    link_instance_config(home)
+    with dg.DagsterInstance.from_config(str(home)) as test_instance:
         yield test_instance
 
 
@@ -123,7 +127,7 @@ def test_materializations_carry_the_run_id_url_and_the_same_metadata_as_locally(
         assert "/run/" in metadata["Databricks Job Run URL"]
         assert metadata["ran_on"].startswith("Databricks")
         assert {"delta_version", "dagster/row_count", "input_versions", "dagster/column_schema",
-                "files_written", "bytes_written", "spark_seconds"} <= set(metadata)
+                "files_written", "bytes_written", "build_seconds"} <= set(metadata)
 
 
 def test_the_jobs_stdout_reaches_the_dagster_logs(workspace, instance, credentials, warehouse, landing, capfd):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import psutil
 from dagster._core.errors import DagsterPipesExecutionError  # what PipesSubprocessClient raises
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +24,7 @@ from jobs.warehouse import Warehouse
 from platform_assets.table_assets import table_key
 from resources.local_runner import LocalSparkRunner
 from resources.paths import PROJECT_DIR
+from resources.spark_server import LocalSparkServer
 from scripts.runs import materialize_tables
 
 ORDERS = table_key("main", "bronze.orders")
@@ -37,7 +39,8 @@ class Platform:
         self.instance = dg.DagsterInstance.ephemeral()
 
     def materialize(self, selection: dg.AssetSelection):
-        runner = LocalSparkRunner(warehouse_dir=str(self.warehouse), landing_dir=str(self.landing))
+        runner = LocalSparkRunner(warehouse_dir=str(self.warehouse), landing_dir=str(self.landing),
+                                  spark=LocalSparkServer.from_env())
         return materialize_tables(self.instance, runner, selection, raise_on_error=False)
 
     def delta(self, name: str) -> DeltaTable:
@@ -138,18 +141,6 @@ def warehouse(tmp_path, landing) -> Warehouse:
                      external=frozenset(discover().external))
 
 
-def test_a_retried_write_does_not_commit_twice(spark, warehouse):
-    orders = discover().tables["bronze.orders"]
-
-    first = build_table(spark, warehouse, orders, {}, write_id="run-a")
-    retried = build_table(spark, warehouse, orders, {}, write_id="run-a")
-    next_run = build_table(spark, warehouse, orders, {}, write_id="run-b")
-
-    assert retried.commit.version == first.commit.version
-    assert next_run.commit.version == first.commit.version + 1
-    assert DeltaTable(warehouse.location("bronze.orders")).version() == next_run.commit.version
-
-
 def test_an_input_that_broke_its_contract_fails_naming_table_and_column(spark, warehouse):
     declarations = discover()
     build_table(spark, warehouse, declarations.tables["bronze.orders"], {}, write_id="run-1")
@@ -172,24 +163,28 @@ def spark_col_as_string(name: str):
 
 
 # Builds in processes of their own (tests/orders_build_process.py), killed or raced.
+# The server interrupts the operations of a client that died within about 11 s (its settings
+# in resources/spark_server.py); the tests wait three times that.
+INTERRUPT_BOUND_SECONDS = 45
 
-def start_build(warehouse: Warehouse, signals: Path, write_id: str, pause: float) -> subprocess.Popen:
+
+def start_build(spark_url: str, warehouse: Warehouse, signals: Path, write_id: str, pause: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.orders_build_process", warehouse.root, warehouse.landing_root,
+        [sys.executable, "-m", "tests.orders_build_process", spark_url, warehouse.root, warehouse.landing_root,
          str(signals), str(write_id), str(pause)],
         cwd=PROJECT_DIR, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"},
     )
 
 
 def wait_for_files(signals: Path, prefix: str, count: int, builds: list[subprocess.Popen],
-                   timeout: float = 180) -> None:
+                   timeout: float = 180) -> list[Path]:
     deadline = time.monotonic() + timeout
-    while len(list(signals.glob(f"{prefix}-*"))) < count:
+    while len(found := list(signals.glob(f"{prefix}-*"))) < count:
         ended = [b for b in builds if b.poll() is not None]
         assert not ended, f"a build ended early: {ended[0].stderr.read()[-3000:]}"
         assert time.monotonic() < deadline, f"no {prefix} signal after {timeout} s"
         time.sleep(0.2)
+    return found
 
 
 def comments(warehouse: Warehouse) -> set[str]:
@@ -197,18 +192,26 @@ def comments(warehouse: Warehouse) -> set[str]:
     return set(table.column("o_comment").to_pylist())
 
 
-def test_a_job_killed_mid_write_leaves_the_last_version_and_the_next_run_succeeds(spark, warehouse, tmp_path):
+def test_a_job_killed_mid_write_commits_nothing_afterwards_and_the_server_carries_on(
+    spark, spark_server, warehouse, tmp_path
+):
     orders = discover().tables["bronze.orders"]
     before = build_table(spark, warehouse, orders, {}, write_id="run-1")
     signals = tmp_path / "signals"
     signals.mkdir()
-
-    build = start_build(warehouse, signals, write_id="2", pause=600)
+    # Left alone, the server would finish this write and commit it 30 s after it started.
+    build = start_build(spark_server.ensure_running(), warehouse, signals, write_id="2", pause=30)
     wait_for_files(signals, "ready", 1, [build])
     (signals / "go").touch()
-    wait_for_files(signals, "writing", 1, [build])
+    [writing] = wait_for_files(signals, "writing", 1, [build])
+    worker = psutil.Process(int(writing.name.rsplit("-", 1)[1]))  # the server's Python worker
+
     os.killpg(build.pid, signal.SIGKILL)
     build.wait()
+    # The server notices the client is gone and cancels its write: the task's worker is stopped
+    # long before its 30 s pause would have ended.
+    psutil.wait_procs([worker], timeout=INTERRUPT_BOUND_SECONDS)
+    assert not worker.is_running(), f"the write was still running {INTERRUPT_BOUND_SECONDS} s after its client died"
 
     table = DeltaTable(warehouse.location("bronze.orders"))
     assert table.version() == before.commit.version
@@ -218,13 +221,13 @@ def test_a_job_killed_mid_write_leaves_the_last_version_and_the_next_run_succeed
     assert after.commit.version == before.commit.version + 1
 
 
-def test_two_writers_at_once_commit_one_after_the_other_or_fail_clearly(spark, warehouse, tmp_path):
+def test_two_writers_at_once_commit_one_after_the_other_or_fail_clearly(spark, spark_server, warehouse, tmp_path):
     orders = discover().tables["bronze.orders"]
     before = build_table(spark, warehouse, orders, {}, write_id="run-1")
     signals = tmp_path / "signals"
     signals.mkdir()
 
-    builds = [start_build(warehouse, signals, write_id=v, pause=5) for v in ("2", "3")]
+    builds = [start_build(spark_server.ensure_running(), warehouse, signals, write_id=v, pause=5) for v in ("2", "3")]
     wait_for_files(signals, "ready", 2, builds)
     (signals / "go").touch()
     codes = [build.wait(timeout=300) for build in builds]
@@ -251,7 +254,8 @@ class ConflictOnceRunner(LocalSparkRunner):
 
 
 def test_a_lost_write_conflict_is_retried_with_backoff_then_succeeds(platform):
-    runner = ConflictOnceRunner(warehouse_dir=str(platform.warehouse), landing_dir=str(platform.landing))
+    runner = ConflictOnceRunner(warehouse_dir=str(platform.warehouse), landing_dir=str(platform.landing),
+                                spark=LocalSparkServer.from_env())
     table = platform.delta("bronze.orders").version()
 
     result = materialize_tables(platform.instance, runner, dg.AssetSelection.assets(ORDERS), raise_on_error=False)

@@ -1,6 +1,6 @@
 """Declared checks on small DataFrames: what passes, what fails, and what a failure reports."""
 
-from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique
+from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique, evaluate_checks
 
 
 def orders(spark, rows):
@@ -8,34 +8,37 @@ def orders(spark, rows):
 
 
 def test_not_null_counts_and_samples_the_rows_with_a_null(spark):
-    outcome = NotNull(("o_orderkey",), blocking=True).evaluate(orders(spark, [(1, "O"), (None, "F")]))
+    rows, [outcome] = evaluate_checks(orders(spark, [(1, "O"), (None, "F")]), (NotNull(("o_orderkey",), blocking=True),))
 
+    assert rows == 2
     assert (outcome.name, outcome.passed, outcome.blocking) == ("not_null_o_orderkey", False, True)
     assert outcome.failing_count == 1
     assert outcome.samples == [{"o_orderkey": None, "o_orderstatus": "F"}]
 
 
-def test_unique_reports_the_duplicated_keys(spark):
-    outcome = Unique(("o_orderkey",)).evaluate(orders(spark, [(1, "O"), (1, "F"), (2, "O")]))
+def test_unique_counts_the_repeats_and_samples_the_repeated_values(spark):
+    _, [outcome] = evaluate_checks(orders(spark, [(1, "O"), (1, "F"), (1, "P"), (2, "O")]), (Unique(("o_orderkey",)),))
 
-    assert not outcome.passed and outcome.failing_count == 1
-    assert outcome.samples == [{"o_orderkey": 1, "count": 2}]
+    assert not outcome.passed and outcome.failing_count == 2
+    assert outcome.samples == [{"o_orderkey": 1, "count": 3}]
 
 
-def test_min_rows_and_accepted_values(spark):
+def test_every_check_of_a_table_in_one_evaluation(spark):
     df = orders(spark, [(1, "O"), (2, "X")])
+    checks = (MinRows(2), MinRows(3), AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})), Unique(("o_orderkey",)))
 
-    assert MinRows(2).evaluate(df).passed and not MinRows(3).evaluate(df).passed
-    accepted = AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})).evaluate(df)
-    assert (accepted.passed, accepted.failing_count) == (False, 1)
-    assert "outside ['F', 'O', 'P']" in accepted.detail
+    rows, outcomes = evaluate_checks(df, checks)
+
+    assert rows == 2
+    assert [o.passed for o in outcomes] == [True, False, False, True]
+    assert outcomes[2].failing_count == 1 and "outside ['F', 'O', 'P']" in outcomes[2].detail
 
 
 def test_schema_contract_names_missing_changed_and_extra_columns(spark):
     contract = SchemaContract({"o_orderkey": "bigint", "o_orderdate": "date"})
     df = spark.createDataFrame([("1", "O")], "o_orderkey string, o_orderstatus string")
 
-    outcome = contract.evaluate(df)
+    _, [outcome] = evaluate_checks(df, (contract,))
 
     assert not outcome.passed and outcome.blocking
     assert outcome.detail == (

@@ -1,5 +1,4 @@
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from jobs.spark import DataFrame, F
 
 from jobs.columns import select_typed
 from jobs.checks import SchemaContract, Unique

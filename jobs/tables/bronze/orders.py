@@ -1,4 +1,4 @@
-from pyspark.sql import DataFrame
+from jobs.spark import DataFrame
 
 from jobs.columns import select_typed
 from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique

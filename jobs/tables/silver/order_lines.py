@@ -1,5 +1,4 @@
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from jobs.spark import DataFrame, F
 
 from jobs.checks import NotNull, Unique
 from jobs.table import DailyPartitions, Overwrite, Table, WhenAnyInputUpdates

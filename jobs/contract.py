@@ -1,0 +1,143 @@
+"""The job contract: what the orchestrator asks of one table job, and what the job reports.
+
+Both sides import this module. A runner builds `JobParameters` and sends them as Pipes extras;
+the job reads them back with `JobParameters.from_extras`. The job reports a `BuildReport` as
+its materialization's metadata; readers of Dagster's event log (the demo's summary, the
+benchmark) parse it back with `BuildReport.from_metadata`. Plain data: no Spark, no Dagster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# A job that lost a write conflict to another writer exits with this code (and prints
+# RETRYABLE_MARKER first, which a Databricks run's state message carries): running it again is safe.
+RETRYABLE_EXIT_CODE = 75
+RETRYABLE_MARKER = "RETRYABLE"
+
+_EXTRAS_KEY = "job"
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """The days `start` (inclusive) to `end` (exclusive), both YYYY-MM-DD."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class SparkTarget:
+    """Where the job gets its Spark session.
+
+    `remote` is a Spark Connect server (`sc://host:port`, the local warm server). Without it the
+    job takes the session of the compute it runs on (a Databricks cluster), or starts one in its
+    own process with `conf` (the one-JVM-per-job mode).
+    """
+
+    remote: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobParameters:
+    """Everything a table job needs, sent by the orchestrator."""
+
+    table: str  # schema.table, as declared
+    catalog: str
+    landing_dir: str
+    warehouse_dir: str | None  # None: catalog tables addressed by name (Unity Catalog)
+    input_versions: dict[str, int]  # input table (schema.table) -> Delta version to read
+    write_id: str  # the write's identity: a retried job repeats it, Delta commits it once
+    ran_on: str  # where the orchestrator sent the job, for the report
+    spark: SparkTarget = SparkTarget()
+    days: DayRange | None = None  # the days to build, for a partitioned table
+
+    def to_extras(self) -> dict[str, Any]:
+        return {_EXTRAS_KEY: dataclasses.asdict(self)}
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, Any]) -> "JobParameters":
+        if _EXTRAS_KEY not in extras:
+            raise ValueError(f"the Pipes extras carry no job parameters ('{_EXTRAS_KEY}'): {sorted(extras)}")
+        values = dict(extras[_EXTRAS_KEY])
+        values["spark"] = SparkTarget(**values["spark"])
+        if values.get("days") is not None:
+            values["days"] = DayRange(**values["days"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one build wrote and read: the materialization's metadata."""
+
+    delta_version: int  # also the asset's data version
+    row_count: int
+    operation: str
+    files_written: int
+    bytes_written: int
+    input_versions: dict[str, int]  # full input table name -> Delta version read
+    columns: list[tuple[str, str]]  # (name, Spark SQL type)
+    location: str  # the table's directory, or its three-part name
+    ran_on: str
+    session_seconds: float  # getting a Spark session
+    build_seconds: float  # reading, transforming, writing and checking
+    check_seconds: float  # of which evaluating the checks
+    landing_paths: dict[str, str] = field(default_factory=dict)  # landing dataset -> directory read
+    rejected_rows: int | None = None  # None: the transform marks no rows
+    # Set when a blocking check failed: the version the build wrote and then took back.
+    undone_version: int | None = None
+
+    def to_metadata(self) -> dict[str, Any]:
+        """Pipes metadata (raw values with their Dagster metadata types)."""
+        metadata: dict[str, Any] = {
+            "delta_version": self.delta_version,
+            "dagster/row_count": self.row_count,
+            "operation": self.operation,
+            "files_written": self.files_written,
+            "bytes_written": self.bytes_written,
+            "input_versions": {"raw_value": self.input_versions, "type": "json"},
+            "dagster/column_schema": {
+                "raw_value": {"columns": [{"name": n, "type": t} for n, t in self.columns]},
+                "type": "table_schema",
+            },
+            "location": {"raw_value": self.location, "type": "path" if "/" in self.location else "text"},
+            "ran_on": self.ran_on,
+            "session_seconds": round(self.session_seconds, 3),
+            "build_seconds": round(self.build_seconds, 3),
+            "check_seconds": round(self.check_seconds, 3),
+        }
+        if self.landing_paths:
+            metadata["landing_paths"] = {"raw_value": self.landing_paths, "type": "json"}
+        if self.rejected_rows is not None:
+            metadata["rejected_rows"] = self.rejected_rows
+        if self.undone_version is not None:
+            metadata["undone_version"] = self.undone_version
+        return metadata
+
+    @classmethod
+    def from_metadata(cls, values: Mapping[str, Any]) -> "BuildReport":
+        """The report from a stored materialization's metadata values (`MetadataValue.value`)."""
+        schema = values["dagster/column_schema"]
+        columns = [(c.name, c.type) for c in schema.columns] if hasattr(schema, "columns") else [
+            (c["name"], c["type"]) for c in schema["columns"]]
+        return cls(
+            delta_version=int(values["delta_version"]),
+            row_count=int(values["dagster/row_count"]),
+            operation=values["operation"],
+            files_written=int(values["files_written"]),
+            bytes_written=int(values["bytes_written"]),
+            input_versions=dict(values["input_versions"]),
+            columns=columns,
+            location=values["location"],
+            ran_on=values["ran_on"],
+            session_seconds=float(values["session_seconds"]),
+            build_seconds=float(values["build_seconds"]),
+            check_seconds=float(values["check_seconds"]),
+            landing_paths=dict(values.get("landing_paths") or {}),
+            rejected_rows=values.get("rejected_rows"),
+            undone_version=values.get("undone_version"),
+        )
