@@ -83,7 +83,7 @@ class BuildReport:
     columns: list[tuple[str, str]]  # (name, Spark SQL type)
     location: str  # the table's directory, or its three-part name
     ran_on: str
-    session_seconds: float  # getting a Spark session
+    session_seconds: float  # from the job's process start to a Spark session that answers
     build_seconds: float  # reading, transforming, writing and checking
     check_seconds: float  # of which evaluating the checks
     landing_paths: dict[str, str] = field(default_factory=dict)  # landing dataset -> directory read

@@ -5,12 +5,16 @@ Databricks the same `main` runs from a small launcher script (see resources/job_
 and Pipes may pass its bootstrap as arguments.
 """
 
-from jobs.registry import discover
-from jobs.runtime import run_table
+import time
+
+STARTED = time.monotonic()  # before the imports below: a job reports how long its session took from here
+
+from jobs.registry import discover  # noqa: E402
+from jobs.runtime import run_table  # noqa: E402
 
 
 def main() -> None:
-    run_table(discover())
+    run_table(discover(), started=STARTED)
 
 
 if __name__ == "__main__":

@@ -234,8 +234,9 @@ def spark_session(target: SparkTarget) -> SparkSession:
     return SparkSession.builder.config(map=target.conf).getOrCreate()
 
 
-def run_table(declarations: Declarations) -> None:
-    """Build the table that the orchestrator's Pipes session asks for, and report it."""
+def run_table(declarations: Declarations, started: float) -> None:
+    """Build the table that the orchestrator's Pipes session asks for, and report it; `started`
+    is when the job's process started (time.monotonic())."""
     # A cancelled job (Dagster terminates it with SIGINT, Databricks and the emulator with
     # SIGTERM) raises KeyboardInterrupt, on which the Spark Connect client interrupts its
     # operations on the server: a write stopped here does not commit afterwards.
@@ -243,8 +244,8 @@ def run_table(declarations: Declarations) -> None:
     with open_pipes() as pipes:
         job = JobParameters.from_extras(pipes.extras)
         table = declarations.tables[job.table]
-        started = time.monotonic()
         spark = spark_session(job.spark)
+        spark_version = spark.version  # a round trip: the session answers
         session_ready = time.monotonic()
         warehouse = Warehouse(catalog=job.catalog, landing_root=job.landing_dir, root=job.warehouse_dir,
                               external=frozenset(declarations.external))
@@ -253,7 +254,7 @@ def run_table(declarations: Declarations) -> None:
         # Printed, not logged through Pipes: the job's stdout reaches the step's logs locally
         # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what
         # is printed in the last second before the session closes.)
-        print(f"{name}: building, inputs pinned at {job.input_versions}", flush=True)
+        print(f"{name}: building on Spark {spark_version}, inputs pinned at {job.input_versions}", flush=True)
         try:
             build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days)
         except WriteConflict as conflict:

@@ -26,9 +26,11 @@ from collections.abc import Sequence
 from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._serdes import serialize_value
 
 # Dagster stores a buffer of batched events when it holds this many, or at the end of the batch
 # (a run's planned events; a ranged step's materializations). A full-history run plans ~12,000
@@ -109,6 +111,26 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             elif event_type in ASSET_EVENTS or event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS:
                 to_mirror.append((event, row))
         self._mirror_in_index(to_mirror)
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """What the stock method stores: one PLANNED row per partition of the check's run, each
+        holding the planned event. The stock method serializes the event again for every row
+        (2,406 times per check of a daily table over its whole history); this serializes it once."""
+        planned = event.dagster_event.event_specific_data
+        partition_keys = planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        row = dict(
+            asset_key=planned.asset_key.to_string(),
+            check_name=planned.check_name,
+            run_id=event.run_id,
+            execution_status=AssetCheckExecutionRecordStatus.PLANNED.value,
+            evaluation_event=serialize_value(event),
+            evaluation_event_timestamp=self._event_insert_timestamp(event),
+            evaluation_event_storage_id=event_id,
+        )
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert().values(
+                [{**row, "partition": partition_key} for partition_key in partition_keys]
+            ))
 
     def _mirror_in_index(self, events_and_rows: list[tuple[EventLogEntry, dict]]) -> None:
         """Insert the events into the index shard, and their asset tags and asset-key rows.

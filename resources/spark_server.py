@@ -169,7 +169,7 @@ class LocalSparkServer(dg.ConfigurableResource):
     """
 
     threads: int = 2  # local[N]: the server's task slots, shared by all its clients
-    memory: str = "1536m"  # the JVM's heap (--driver-memory)
+    memory: str = "768m"  # the JVM's heap (--driver-memory); about 600 MB come on top of it
     shuffle_partitions: int = 4
     port: int = 15002
     idle_stop_minutes: float = 0  # 0: never stopped for idleness; a change applies at next start
@@ -327,9 +327,17 @@ class LocalSparkServer(dg.ConfigurableResource):
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.sql.warehouse.dir": str(files.catalog),
         }
-        # ExitOnOutOfMemoryError: a JVM out of heap exits (and is started again on next use)
-        # rather than limping on, answering gRPC but failing every job.
-        java_options = f'-Dlog4j2.configurationFile="{files.log4j}" -XX:+ExitOnOutOfMemoryError'
+        java_options = " ".join([
+            f'-Dlog4j2.configurationFile="{files.log4j}"',
+            # A JVM out of heap exits (and is started again on next use) rather than limping on,
+            # answering gRPC but failing every job.
+            "-XX:+ExitOnOutOfMemoryError",
+            # Measured on 2 cores at scale factor 1 (five builds, 1g heap): the serial collector
+            # was 10 % faster than G1, whose concurrent threads compete with the tasks, and the
+            # JVM peaked at 1.66 GB resident instead of 2.2 GB; less code cache, same speed.
+            "-XX:+UseSerialGC",
+            "-XX:ReservedCodeCacheSize=128m",
+        ])
         command = [
             f"{spark_home}/bin/spark-submit",
             "--master", f"local[{self.threads}]",
@@ -345,6 +353,8 @@ class LocalSparkServer(dg.ConfigurableResource):
             "SPARK_HOME": spark_home,
             # Keeps Spark from resolving the host name to pick an address at start.
             "SPARK_LOCAL_IP": "127.0.0.1",
+            # glibc's malloc otherwise keeps an arena per thread, hundreds of MB for Spark's threads.
+            "MALLOC_ARENA_MAX": "2",
             # Python UDFs run on the server: with this venv's Python, and this checkout's
             # modules importable (a function pickled by reference names its module).
             "PYSPARK_PYTHON": _venv_python(),

@@ -3,7 +3,8 @@
 local: the graph through the Dagster CLI over every day (what `make demo` runs) against the
 floor, the same five builds (same reads, transforms and Delta writes) in one Spark session in
 one process. Both use the warm local Spark server, started before either is timed. Prints wall
-times, their ratio, and peak memory (summed RSS of the process tree plus the Spark server's).
+times, their ratio, and peak memory (summed RSS and PSS of the process tree plus the Spark
+server's).
 
 databricks: the graph twice as Databricks runs against the local workspace emulator. Prints
 runs submitted, bytes uploaded on each pass, and the orchestration overhead per table: the
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -34,8 +36,11 @@ import psutil
 from resources.paths import LOCAL_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
-from scripts.runs import every_day, materialize_command, table_runs
+from scripts.runs import full_history, materialize_command, table_runs
 from scripts.setup_local import link_instance_config
+
+# Puts the event-log timer (a sitecustomize module) into the processes of the timed Dagster run.
+EVENT_TIMING_DIR = Path(__file__).parent / "event_timing"
 
 # The job package goes to a volume (Files API PUT, raw bytes) or is streamed to DBFS (add-block,
 # base64 JSON); Pipes puts its small context file with one dbfs put.
@@ -49,35 +54,45 @@ def is_package_upload(request) -> bool:
 
 
 class PeakMemory:
-    """Samples the summed RSS of processes and all their descendants until stopped."""
+    """Samples processes and all their descendants until stopped: the peak of their summed RSS
+    (what `ps` shows; pages shared between processes, such as a forked step's, count once per
+    process) and of their summed PSS (shared pages split between the processes sharing them)."""
 
     def __init__(self, *pids: int, interval: float = 0.2):
-        self.roots, self.interval, self.peak = [psutil.Process(pid) for pid in pids], interval, 0
+        self.roots, self.interval = [psutil.Process(pid) for pid in pids], interval
+        self.peak, self.peak_pss = 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            total = 0
+            processes = {}
             for root in self.roots:
                 try:
-                    for process in [root, *root.children(recursive=True)]:
-                        total += process.memory_info().rss
+                    processes |= {p.pid: p for p in [root, *root.children(recursive=True)]}
                 except psutil.Error:
-                    pass  # a process ended between listing and reading
-            self.peak = max(self.peak, total)
+                    pass  # a process ended while being listed
+            rss = pss = 0
+            for process in processes.values():
+                try:
+                    memory = process.memory_full_info()
+                    rss, pss = rss + memory.rss, pss + memory.pss
+                except psutil.Error:
+                    pass  # it ended between listing and reading
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
             self._stop.wait(self.interval)
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
+        """The peaks of summed RSS and summed PSS, in bytes."""
         self._stop.set()
         self._thread.join()
-        return self.peak
+        return self.peak, self.peak_pss
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run `command`; return wall seconds, peak RSS in bytes of its tree and the Spark server's,
-    and its stdout."""
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, tuple[int, int], str]:
+    """Run `command`; return wall seconds, the peaks of summed RSS and PSS in bytes of its tree
+    and the Spark server's, and its stdout."""
     started = time.monotonic()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process.pid, LocalSparkServer.from_env().status().pid)
@@ -88,15 +103,32 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return elapsed, peak, stdout
 
 
-def dagster_graph(work: Path, landing: Path) -> tuple[float, int]:
-    """Materialize every table with the Dagster CLI into a fresh instance (the project's
-    dagster.yaml) and warehouse."""
+@dataclass(frozen=True)
+class GraphRun:
+    seconds: float
+    peak_memory: tuple[int, int]  # summed RSS, summed PSS
+    event_seconds: float  # storing Dagster events, summed over every process
+    events: int
+    event_writes: int
+
+
+def dagster_graph(work: Path, landing: Path) -> GraphRun:
+    """Materialize every table over every day with the Dagster CLI (two runs: full_history) into
+    a fresh instance (the project's dagster.yaml) and warehouse, timing the event-log writes of
+    every process."""
     home, warehouse = work / "dagster_home", work / "warehouse_dagster"
     link_instance_config(home)
+    timing = work / "event_timing.log"
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
-           "PLATFORM_LANDING_DIR": str(landing)}
-    elapsed, peak, _ = timed(materialize_command("*", every_day()), env)
-    return elapsed, peak
+           "PLATFORM_LANDING_DIR": str(landing), "PLATFORM_EVENT_TIMING_LOG": str(timing),
+           "PYTHONPATH": os.pathsep.join([str(EVENT_TIMING_DIR), os.environ.get("PYTHONPATH", "")])}
+    elapsed, peak = 0.0, (0, 0)
+    for selection, partitions in full_history():
+        seconds, memory, _ = timed(materialize_command(selection, partitions), env)
+        elapsed, peak = elapsed + seconds, (max(peak[0], memory[0]), max(peak[1], memory[1]))
+    writes = [line.split() for line in timing.read_text().splitlines()]
+    return GraphRun(elapsed, peak, event_seconds=sum(float(w[3]) for w in writes),
+                    events=sum(int(w[2]) for w in writes), event_writes=len(writes))
 
 
 def floor(work: Path, landing: Path) -> dict:
@@ -112,7 +144,9 @@ def floor(work: Path, landing: Path) -> dict:
     warm = time.monotonic()
     declarations = discover()
     tables = declarations.tables
-    warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(work / "warehouse_floor"),
+    root = work / "warehouse_floor"
+    shutil.rmtree(root, ignore_errors=True)  # each floor writes every table's first version
+    warehouse = Warehouse(catalog="main", landing_root=str(landing), root=str(root),
                           external=frozenset(declarations.external))
     builds = {}
     for name in build_order(tables):
@@ -213,19 +247,27 @@ def main() -> None:
 
 
 def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:
-    dagster_seconds, dagster_peak = dagster_graph(work, landing)
-    floor_seconds, floor_peak, out = timed(
-        [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor), "--floor-only", str(work)]
-    )
+    floor_command = [sys.executable, "-m", "scripts.bench", "--scale-factor", str(args.scale_factor),
+                     "--floor-only", str(work)]
+    # Untimed: a warm server has compiled Spark's and Delta's code paths; a fresh one spends the
+    # first builds doing it, whichever of the two comes first.
+    warm_up, _, _ = timed(floor_command)
+    print(f"  warm-up of the Spark server (the floor, untimed): {warm_up:.1f} s")
+    graph = dagster_graph(work, landing)
+    floor_seconds, floor_peak, out = timed(floor_command)
     builds = json.loads(out.strip().splitlines()[-1])
     gib = 1024**3
-    print(f"  whole graph through Dagster (CLI, 5 Pipes jobs, every day): {dagster_seconds:7.1f} s  "
-          f"peak RSS {dagster_peak / gib:.2f} GiB (Spark server included)")
+    print(f"  whole graph through Dagster (CLI: 2 runs, 5 Pipes jobs, every day): {graph.seconds:7.1f} s  "
+          f"peak RSS {graph.peak_memory[0] / gib:.2f} GiB, PSS {graph.peak_memory[1] / gib:.2f} GiB "
+          "(Spark server included)")
+    print(f"    of which storing Dagster events: {graph.event_seconds:.1f} s ({graph.events:,} events "
+          f"in {graph.event_writes:,} writes, all processes)")
     print(f"  floor: one process, one session on the Spark server: "
-          f"{floor_seconds:7.1f} s  peak RSS {floor_peak / gib:.2f} GiB (Spark server included)")
+          f"{floor_seconds:7.1f} s  peak RSS {floor_peak[0] / gib:.2f} GiB, PSS {floor_peak[1] / gib:.2f} GiB "
+          "(Spark server included)")
     print(f"    of which session {builds['startup']:.1f} s, five builds {builds['builds']:.1f} s: "
           + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds["tables"].items()))
-    print(f"  ratio Dagster / floor: {dagster_seconds / floor_seconds:.2f}")
+    print(f"  ratio Dagster / floor: {graph.seconds / floor_seconds:.2f}")
 
 
 if __name__ == "__main__":

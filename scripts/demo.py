@@ -1,4 +1,5 @@
-"""`make demo`: TPC-H landing data, every table materialized through Dagster, a summary."""
+"""`make demo`: TPC-H landing data, every table materialized over every day through Dagster, a
+summary."""
 
 import logging
 import os
@@ -17,7 +18,7 @@ from resources.paths import LOCAL_DIR, PROJECT_DIR, landing_dir
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
 from scripts.progress import follow
-from scripts.runs import every_day, format_table_runs, latest_run, materialize_command, table_runs
+from scripts.runs import format_table_runs, full_history, latest_run, materialize_command, table_runs
 
 
 def main() -> int:
@@ -32,27 +33,38 @@ def main() -> int:
     print(f"Spark server: {spark.ensure_running()} (ready in {time.monotonic() - started:.1f} s; "
           "`make spark-stop` stops it)")
 
-    days = every_day()
-    print(f"materializing every table: dagster asset materialize --select '*' --partition-range {days}")
     log = LOCAL_DIR / "demo.log"
+    log.write_text("")
     with dg.DagsterInstance.get() as instance:
         observe_sources(instance)
-        previous = latest_run(instance)
-        started = time.monotonic()
-        with log.open("w") as output:
-            process = subprocess.Popen(materialize_command("*", days), cwd=PROJECT_DIR,
-                                       stdout=output, stderr=subprocess.STDOUT)
-            run = follow(instance, process, after=previous.run_id if previous else None)
-        elapsed = time.monotonic() - started
-        if process.returncode != 0:
-            print(log.read_text()[-5000:], file=sys.stderr)
-        if run is None:
-            print("no run was started", file=sys.stderr)
-            return process.returncode or 1
-        print(f"\nrun {run.run_id}: {run.status.value} in {elapsed:.1f} s "
+        runs, started = [], time.monotonic()
+        # The unpartitioned tables, then the daily ones over every day (see full_history).
+        for selection, partitions in full_history():
+            command = materialize_command(selection, partitions)
+            print(f"\n{' '.join(['dagster', *command[1:]])}")
+            run_started = time.monotonic()
+            run, code = _run_with_progress(instance, command, log)
+            if run is None:
+                print(f"no run was started; the CLI's output is in {log}", file=sys.stderr)
+                return code or 1
+            runs.append(run)
+            print(f"run {run.run_id}: {run.status.value} in {time.monotonic() - run_started:.1f} s")
+            if code != 0:
+                print(log.read_text()[-5000:], file=sys.stderr)
+                return code
+        print(f"\nevery table built in {time.monotonic() - started:.1f} s "
               f"(Dagster home {instance.root_directory}, the CLI's output in {log})\n")
-        print(format_table_runs(table_runs(instance, run.run_id)))
-    return process.returncode
+        print(format_table_runs([row for run in runs for row in table_runs(instance, run.run_id)]))
+    return 0
+
+
+def _run_with_progress(instance: dg.DagsterInstance, command: list[str], log) -> tuple[dg.DagsterRun | None, int]:
+    """Run `command`, printing each table's start and end; return its run and exit code."""
+    previous = latest_run(instance)
+    with log.open("a") as output:
+        process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=output, stderr=subprocess.STDOUT)
+        run = follow(instance, process, after=previous.run_id if previous else None)
+    return run, process.returncode
 
 
 def observe_sources(instance: dg.DagsterInstance) -> None:

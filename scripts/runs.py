@@ -30,6 +30,26 @@ def materialize_command(selection: str, partitions: str | None = None) -> list[s
     return command
 
 
+def full_history() -> list[tuple[str, str | None]]:
+    """What builds every table over all its days, as (selection, partitions) for the CLI: the
+    unpartitioned tables in one run, then the daily tables over every day in another.
+
+    One `--select '*' --partition-range ...` run builds the same, but Dagster 1.13 then plans
+    every table of the run for every day, the unpartitioned ones included: 12,030 planned events
+    and 38,000 planned asset-check rows instead of 4,812 and 12,000, which more than doubles the
+    seconds the run spends storing events.
+    """
+    tables = discover().tables
+    unpartitioned = [name for name, table in tables.items() if table.partitions is None]
+    daily = [name for name, table in tables.items() if table.partitions is not None]
+    return [(_selection(unpartitioned), None), (_selection(daily), every_day())]
+
+
+def _selection(names: list[str]) -> str:
+    catalog = os.environ.get("PLATFORM_CATALOG") or "main"
+    return ",".join(f"{catalog}/{name.replace('.', '/')}" for name in sorted(names))
+
+
 def every_day() -> str:
     """The range of all days of the partitioned tables, `first...last`, for the CLI."""
     partitioned = [t.partitions for t in discover().tables.values() if t.partitions is not None]
@@ -53,13 +73,19 @@ def materialize_tables(
     **kwargs,
 ) -> dg.ExecuteInProcessResult:
     """Materialize `selection` (default: every table) in this process, jobs run by `runner`;
-    `partitions` as for the CLI (a day, or `first...last`), every day if None; `kwargs` go to
-    `dg.materialize` (run_config, raise_on_error)."""
+    `partitions` as for the CLI (a day, or `first...last`), every day if None, for the daily
+    tables selected; `kwargs` go to `dg.materialize` (run_config, raise_on_error)."""
     defs = build_definitions()
-    first, _, last = (partitions or every_day()).partition("...")
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
+    selected = selection or dg.AssetSelection.all()
+    if not isinstance(selected, dg.AssetSelection):
+        selected = dg.AssetSelection.assets(*selected)
+    graph = defs.resolve_asset_graph()
+    tags = {}
+    if any(graph.get(key).partitions_def is not None for key in selected.resolve(graph)):
+        first, _, last = (partitions or every_day()).partition("...")
+        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return dg.materialize(
-        list(defs.assets), selection=selection or dg.AssetSelection.all(), instance=instance,
+        list(defs.assets), selection=selected, instance=instance,
         resources={**defs.resources, "runner": runner}, tags=tags, **kwargs,
     )
 

@@ -134,7 +134,7 @@ def test_the_jobs_stdout_reaches_the_dagster_logs(workspace, instance, credentia
     result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
 
     assert result.success
-    assert "main.bronze.orders: building, inputs pinned at {}" in capfd.readouterr().out
+    assert "main.bronze.orders: building on Spark 4.2.0, inputs pinned at {}" in capfd.readouterr().out
 
 
 def test_an_unchanged_job_package_is_not_uploaded_again(graph_run, workspace, instance, warehouse, landing):
