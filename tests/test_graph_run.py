@@ -296,3 +296,17 @@ def _materialized_days(platform: Platform) -> list[str]:
 def _days(first: str, last: str) -> list[dt.date]:
     start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
     return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def test_a_job_can_run_in_a_spark_of_its_own_and_builds_the_same_table(platform, tmp_path):
+    # PLATFORM_SPARK_MODE=process: the job starts (and stops) a Spark in its own JVM instead of
+    # connecting to the warm server.
+    runner = LocalSparkRunner(warehouse_dir=str(tmp_path / "warehouse"), landing_dir=platform.landing,
+                              spark=LocalSparkServer.from_env(), spark_mode="process")
+
+    result = materialize_tables(dg.DagsterInstance.ephemeral(), runner, [key("main.bronze.orders")])
+
+    assert result.success
+    own = DeltaTable(str(tmp_path / "warehouse" / "main" / "bronze" / "orders")).to_pyarrow_table()
+    shared = platform.delta("main.bronze.orders").to_pyarrow_table()
+    assert own.sort_by("o_orderkey").to_pylist() == shared.sort_by("o_orderkey").to_pylist()

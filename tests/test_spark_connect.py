@@ -6,6 +6,7 @@ a failed blocking check in test_write_safety.py, through jobs that connect to th
 """
 
 import dataclasses
+import datetime
 import re
 import subprocess
 import sys
@@ -73,7 +74,9 @@ def test_a_failing_blocking_check_undoes_only_the_days_it_wrote(spark, warehouse
     every_day = Days(gold.partitions.column, gold.partitions.start, gold.partitions.end)
     build_table(spark, warehouse, silver, {}, "run-1", declarations, every_day.on(silver.partitions.column))
     first = build_table(spark, warehouse, gold, {}, "run-1", declarations, every_day)
-    one_day = Days("order_date", "1995-03-15", "1995-03-16")
+    built = DeltaTable(warehouse.location("gold.daily_nation_revenue")).to_pyarrow_table().to_pylist()
+    a_day = min(row["order_date"] for row in built)
+    one_day = Days("order_date", a_day.isoformat(), (a_day + datetime.timedelta(days=1)).isoformat())
 
     def duplicated(order_lines):  # every row twice: the blocking unique check fails
         result = gold.transform(order_lines)
