@@ -17,6 +17,12 @@ def setting(name: str, default: str) -> str:
     return dg.EnvVar(name).get_value(default) or default
 
 
+def automation_interval_seconds() -> int:
+    """How often the daemon observes sources and evaluates triggers (a queued run then starts
+    within a second: dagster.yaml's run_queue)."""
+    return int(setting("PLATFORM_AUTOMATION_INTERVAL_SECONDS", "4"))
+
+
 def sources(declarations: Declarations, catalog: str) -> list[Source]:
     """Every landing dataset a table reads, and every external table."""
     datasets = sorted({d for table in declarations.tables.values() for d in table.landing_datasets})
@@ -34,7 +40,7 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     runner = runner_from_env()
     runner.check_tables(set(tables))
     observed = sources(declarations, catalog)
-    interval = int(setting("PLATFORM_AUTOMATION_INTERVAL_SECONDS", "10"))
+    interval = automation_interval_seconds()
     executor = dg.multiprocess_executor.configured({
         # Dagster's default caps parallel steps at the core count, but a step mostly waits on
         # its job process, whose work runs on the Spark server: the cap is a fixed default.

@@ -25,6 +25,7 @@ from deltalake import write_deltalake
 
 from jobs.table import ExternalTable
 from jobs.table import external_table_path
+from platform_assets.definitions import automation_interval_seconds
 from platform_assets.source_sensor import new_observations
 from platform_assets.sources import Source
 from resources.landing_area import LandingArea
@@ -36,9 +37,11 @@ NATION = dg.AssetKey(["main", "ingest", "nation"])
 GOLD = dg.AssetKey(["main", "gold", "daily_nation_revenue"])
 
 
-def trigger_latency(work: Path, landing: Path, updates: int) -> tuple[float, list[dict[str, float]]]:
+def trigger_latency(work: Path, landing: Path, updates: int,
+                    interval: int) -> tuple[float, list[dict[str, float]]]:
     """Seconds from landed files to every table and day built (the daemon's first build), and
-    from each nation commit to its observation, the run request and the run start."""
+    from each nation commit to its observation, the first run's request and start, and every
+    day of gold rebuilt; each update waits for the previous one's runs to settle."""
     home, warehouse, live_landing = work / "dagster_home", work / "warehouse", work / "landing"
     home.mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
@@ -62,21 +65,33 @@ def trigger_latency(work: Path, landing: Path, updates: int) -> tuple[float, lis
                 runs_before = len(instance.get_runs())
                 committed = time.time()
                 rename_nation(live_landing, names[update % 2], names[1 - update % 2])
-                daemon.wait_for(lambda: len(instance.get_runs()) > runs_before, 300, "the run request")
-                runs = daemon.wait_for(lambda: finished_runs(instance), 900, "the run to finish")
-                record = instance.get_run_record_by_id(runs[-1].run_id)
+                daemon.wait_for(lambda: _gold_after(instance, committed) and finished_runs(instance),
+                                900, "gold rebuilt after the commit")
+                # Settled: nothing more starts within two evaluation intervals.
+                time.sleep(2 * interval + 2)
+                runs = daemon.wait_for(lambda: finished_runs(instance), 900, "the runs to finish")
+                first = instance.get_run_record_by_id(runs[runs_before].run_id)
                 observed = instance.fetch_observations(NATION, limit=1).records[0].timestamp
                 samples.append({
                     "observed": observed - committed,
-                    "requested": record.create_timestamp.timestamp() - committed,
-                    "started": record.start_time - committed,
+                    "requested": first.create_timestamp.timestamp() - committed,
+                    "started": first.start_time - committed,
+                    "gold": _gold_after(instance, committed) - committed,
+                    "runs": len(runs) - runs_before,
                 })
                 print(f"    update {update + 1}: observed {samples[-1]['observed']:.1f} s, "
-                      f"requested {samples[-1]['requested']:.1f} s, started {samples[-1]['started']:.1f} s",
-                      flush=True)
+                      f"first run requested {samples[-1]['requested']:.1f} s, "
+                      f"started {samples[-1]['started']:.1f} s, every day of gold rebuilt "
+                      f"{samples[-1]['gold']:.1f} s, {samples[-1]['runs']} runs", flush=True)
         finally:
             daemon.stop()
     return first_build, samples
+
+
+def _gold_after(instance: dg.DagsterInstance, moment: float) -> float | None:
+    """When gold last materialized, if that was after `moment`."""
+    event = instance.get_latest_materialization_event(GOLD)
+    return event.timestamp if event and event.timestamp > moment else None
 
 
 def observation_cost(work: Path, counts: tuple[int, ...] = (1, 100, 1000)) -> list[dict[str, float]]:
@@ -108,11 +123,12 @@ def observation_cost(work: Path, counts: tuple[int, ...] = (1, 100, 1000)) -> li
 
 
 def print_automation(work: Path, landing: Path, updates: int) -> None:
-    interval = os.environ.get("PLATFORM_AUTOMATION_INTERVAL_SECONDS", "10")
+    interval = automation_interval_seconds()
     print(f"  trigger latency, {updates} commits to main.ingest.nation, evaluation interval {interval} s:")
-    first_build, samples = trigger_latency(work / "latency", landing, updates)
+    first_build, samples = trigger_latency(work / "latency", landing, updates, interval)
     print(f"    landed files -> every table and every day of gold built by the daemon: {first_build:.1f} s")
-    for stage in ("observed", "requested", "started"):
+    print(f"    runs per commit: {statistics.median(sample['runs'] for sample in samples):.0f} (median)")
+    for stage in ("observed", "requested", "started", "gold"):
         values = sorted(sample[stage] for sample in samples)
         p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
         print(f"    commit -> {stage:9s}: p50 {statistics.median(values):5.1f} s  p95 {p95:5.1f} s  "
