@@ -231,6 +231,11 @@ def spark_session(target: SparkTarget) -> SparkSession:
     compute it runs on (Databricks), or a local one started with `target.conf`."""
     if target.remote:
         return SparkSession.builder.remote(target.remote).getOrCreate()
+    if target.conf:
+        # A Spark of the job's own: markers of a Connect session that the parent process had
+        # (inherited through the environment) would make PySpark refuse to start a local one.
+        for marker in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):
+            os.environ.pop(marker, None)
     return SparkSession.builder.config(map=target.conf).getOrCreate()
 
 
