@@ -128,9 +128,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             evaluation_event_storage_id=event_id,
         )
         with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert().values(
-                [{**row, "partition": partition_key} for partition_key in partition_keys]
-            ))
+            # executemany: one compiled statement, rather than one VALUES clause of 2,406 rows.
+            conn.execute(AssetCheckExecutionsTable.insert(),
+                         [{**row, "partition": partition_key} for partition_key in partition_keys])
 
     def _mirror_in_index(self, events_and_rows: list[tuple[EventLogEntry, dict]]) -> None:
         """Insert the events into the index shard, and their asset tags and asset-key rows.
@@ -153,9 +153,13 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         asset_events, event_ids = [], []
         last_of_kind: dict[tuple, tuple[EventLogEntry, int]] = {}
         with self.index_transaction() as conn:
-            for event, row in events_and_rows:
-                with db_result(conn, SqlEventLogStorageTable.insert().values(**row)) as result:
-                    event_id = result.inserted_primary_key[0]
+            # One executemany that returns the new ids in the order of the rows.
+            inserted = conn.execute(
+                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id,
+                                                           sort_by_parameter_order=True),
+                [row for _, row in events_and_rows],
+            ).scalars().all()
+            for (event, _), event_id in zip(events_and_rows, inserted, strict=True):
                 if event.dagster_event_type not in ASSET_EVENTS:
                     continue  # a run-status event: the row is all there is
                 if event_id is None:
