@@ -59,7 +59,6 @@ def trigger_latency(work: Path, landing: Path, updates: int,
             daemon.wait_for(lambda: instance.get_latest_materialization_event(GOLD) and finished_runs(instance),
                             900, "the first build")
             first_build = time.time() - delivered
-            print(f"    landed files -> every table and day built: {first_build:.1f} s", flush=True)
             names = ("GERMANY", "DEUTSCHLAND")
             for update in range(updates):
                 runs_before = len(instance.get_runs())
