@@ -43,8 +43,8 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     interval = automation_interval_seconds()
     executor = dg.multiprocess_executor.configured({
         # Dagster's default caps parallel steps at the core count, but a step mostly waits on
-        # its job process, whose work runs on the Spark server: the cap is a fixed default.
-        "max_concurrent": int(setting("PLATFORM_MAX_PARALLEL_JOBS", "4")),
+        # its job process, whose work runs elsewhere: the runner knows how many fit there.
+        "max_concurrent": int(setting("PLATFORM_MAX_PARALLEL_JOBS", str(runner.jobs_at_once()))),
         # Step processes fork from one that has already imported Dagster and this module,
         # rather than each importing them again (Dagster's default, spawn).
         "start_method": {"forkserver": {"preload_modules": [__name__]}},

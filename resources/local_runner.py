@@ -48,6 +48,11 @@ class LocalSparkRunner(TableRunner):
                 command=[sys.executable, "-m", "jobs.entrypoint"], context=context, extras=job.to_extras(),
             ).get_materialize_result()
 
+    def jobs_at_once(self) -> int:
+        # More jobs than the server has task slots only contend for them, and each one
+        # waiting holds a job process and a step process in memory.
+        return self.spark.threads
+
     @contextmanager
     def _spark_target(self) -> Iterator[SparkTarget]:
         if self.spark_mode == "process":

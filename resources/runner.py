@@ -41,5 +41,9 @@ class TableRunner(dg.ConfigurableResource):
         text = str(error)
         return f"failed with code {RETRYABLE_EXIT_CODE}" in text or f"{RETRYABLE_MARKER} " in text
 
+    def jobs_at_once(self) -> int:
+        """How many of a run's table jobs run at once unless PLATFORM_MAX_PARALLEL_JOBS says."""
+        return 4
+
     def check_tables(self, declared: set[str]) -> None:
         """Raise if the runner's settings name a table that is not declared."""
