@@ -13,7 +13,8 @@ import dagster as dg
 
 from jobs.contract import BuildReport
 from jobs.registry import discover
-from platform_assets.definitions import build_definitions
+from platform_assets.definitions import build_definitions, setting
+from platform_assets.table_assets import table_key
 from resources.paths import PROJECT_DIR
 from resources.runner import TableRunner
 
@@ -46,8 +47,8 @@ def full_history() -> list[tuple[str, str | None]]:
 
 
 def _selection(names: list[str]) -> str:
-    catalog = os.environ.get("PLATFORM_CATALOG") or "main"
-    return ",".join(f"{catalog}/{name.replace('.', '/')}" for name in sorted(names))
+    catalog = setting("PLATFORM_CATALOG", "main")
+    return ",".join(table_key(catalog, name).to_user_string() for name in sorted(names))
 
 
 def every_day() -> str:
