@@ -10,6 +10,7 @@ from platform_assets.source_sensor import source_sensor
 from platform_assets.sources import Source, landing_key, source_asset
 from platform_assets.table_assets import table_assets, table_key
 from resources.landing_area import LandingArea
+from resources.runner import TableRunner
 from resources.targets import runner_from_env
 
 
@@ -32,6 +33,26 @@ def sources(declarations: Declarations, catalog: str) -> list[Source]:
     ]
 
 
+def step_executor(runner: TableRunner) -> dg.ExecutorDefinition:
+    """How a run executes its steps: one at a time in the run's own process when
+    PLATFORM_MAX_PARALLEL_JOBS (default: what the runner says) is 1, else that many at once, each
+    in a step process."""
+    raw = setting("PLATFORM_MAX_PARALLEL_JOBS", str(runner.jobs_at_once()))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"PLATFORM_MAX_PARALLEL_JOBS must be a whole number of at least 1, not {raw!r}")
+    if int(raw) == 1:
+        # No step process to fork per table, and nothing contends with the job's own work.
+        return dg.in_process_executor
+    return dg.multiprocess_executor.configured({
+        # Dagster's default caps parallel steps at the core count, but a step mostly waits on
+        # its job process, whose work runs elsewhere: the runner knows how many fit there.
+        "max_concurrent": int(raw),
+        # Step processes fork from one that has already imported Dagster and this module,
+        # rather than each importing them again (Dagster's default, spawn).
+        "start_method": {"forkserver": {"preload_modules": [__name__]}},
+    })
+
+
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     """Definitions for the tables declared under `tables_package`, configured from the environment."""
     catalog = setting("PLATFORM_CATALOG", "main")
@@ -41,14 +62,6 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     runner.check_tables(set(tables))
     observed = sources(declarations, catalog)
     interval = automation_interval_seconds()
-    executor = dg.multiprocess_executor.configured({
-        # Dagster's default caps parallel steps at the core count, but a step mostly waits on
-        # its job process, whose work runs elsewhere: the runner knows how many fit there.
-        "max_concurrent": int(setting("PLATFORM_MAX_PARALLEL_JOBS", str(runner.jobs_at_once()))),
-        # Step processes fork from one that has already imported Dagster and this module,
-        # rather than each importing them again (Dagster's default, spawn).
-        "start_method": {"forkserver": {"preload_modules": [__name__]}},
-    })
     return dg.Definitions(
         assets=[*table_assets(tables, catalog), *(source_asset(source) for source in observed)],
         jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
@@ -63,7 +76,7 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
             ),
         ],
         resources={"runner": runner, "landing": LandingArea.from_env()},
-        executor=executor,
+        executor=step_executor(runner),
     )
 
 

@@ -118,3 +118,17 @@ def test_an_unknown_target_is_named(monkeypatch):
 
     with pytest.raises(ValueError, match="PLATFORM_TARGET must be 'local' or 'databricks', not 'kubernetes'"):
         build_definitions()
+
+
+def test_local_steps_run_one_at_a_time_in_the_run_process_unless_more_are_set(monkeypatch):
+    assert build_definitions().executor.name == "in_process"
+
+    monkeypatch.setenv("PLATFORM_MAX_PARALLEL_JOBS", "3")  # test_graph_run runs bronze so
+    assert build_definitions().executor.name == "multiprocess"
+
+
+def test_a_bad_parallel_jobs_setting_is_named(monkeypatch):
+    monkeypatch.setenv("PLATFORM_MAX_PARALLEL_JOBS", "0")
+
+    with pytest.raises(ValueError, match="PLATFORM_MAX_PARALLEL_JOBS must be a whole number of at least 1, not '0'"):
+        build_definitions()
