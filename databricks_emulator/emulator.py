@@ -13,6 +13,7 @@ from .executor import Executor, stop_run_processes
 from .faults import Faults
 from .files_api import FilesApi
 from .handler import RecordedRequest, Router, make_handler_class
+from .job_definitions import JobDefinitions
 from .jobs import Jobs
 from .run_store import RunStore
 from .runs import Run
@@ -55,10 +56,11 @@ class DatabricksEmulator:
             pending_seconds=pending_seconds, terminating_seconds=terminating_seconds,
         )
         store = RunStore(self.runs)
+        definitions = JobDefinitions(clusters=self._clusters)
         runs_dir = self.root / "runs"
         jobs = Jobs(store=store, runs_dir=runs_dir, executor=executor, clusters=self._clusters,
                     faults=self.faults, host=lambda: self.host)
-        for api in (jobs, Dbfs(self.dbfs_root, self.root / "scratch"),
+        for api in (jobs, definitions, Dbfs(self.dbfs_root, self.root / "scratch"),
                     FilesApi(self.volumes_root), self._clusters):
             api.routes(self.router)
         self._server: ThreadingHTTPServer | None = None
