@@ -14,6 +14,7 @@ from .faults import Faults
 from .files_api import FilesApi
 from .handler import RecordedRequest, Router, make_handler_class
 from .job_definitions import JobDefinitions
+from .job_runs import JobRuns
 from .jobs import Jobs
 from .run_store import RunStore
 from .runs import Run
@@ -25,7 +26,8 @@ class DatabricksEmulator:
     """A local Databricks workspace for the real databricks-sdk.
 
     root: local directory for DBFS (root/dbfs), volumes (root/volumes) and run output
-        (root/runs/<run_id>/<task_key>/{stdout,stderr}).
+        (root/runs/<run_id>/<task_key>/{stdout,stderr}; a repair's attempt N of a task in
+        root/runs/<run_id>/<task_key>.attempt-N/).
     token: the only accepted `Authorization: Bearer` token.
     python: the interpreter that runs tasks.
     env: the base environment of task processes (None: this process's environment).
@@ -60,7 +62,9 @@ class DatabricksEmulator:
         runs_dir = self.root / "runs"
         jobs = Jobs(store=store, runs_dir=runs_dir, executor=executor, clusters=self._clusters,
                     faults=self.faults, host=lambda: self.host)
-        for api in (jobs, definitions, Dbfs(self.dbfs_root, self.root / "scratch"),
+        job_runs = JobRuns(store=store, definitions=definitions, runs_dir=runs_dir,
+                           executor=executor, faults=self.faults, host=lambda: self.host)
+        for api in (jobs, definitions, job_runs, Dbfs(self.dbfs_root, self.root / "scratch"),
                     FilesApi(self.volumes_root), self._clusters):
             api.routes(self.router)
         self._server: ThreadingHTTPServer | None = None

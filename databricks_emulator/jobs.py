@@ -1,6 +1,7 @@
 """Jobs API runs endpoints (2.2, and 2.1 for older clients): runs/submit, runs/get,
 runs/get-output, runs/cancel. Submit validates the request the way Databricks would reject it
-(400) and starts the run in a background thread."""
+(400) and starts the run in a background thread. Job definitions are in job_definitions.py,
+run-now and repair in job_runs.py."""
 
 import threading
 from pathlib import Path
