@@ -7,12 +7,16 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from .clusters import Clusters
+from .compute import ClusterStart, ClusterStarts
 from .dbfs import Dbfs
 from .executor import Executor, stop_run_processes
 from .faults import Faults
 from .files_api import FilesApi
 from .handler import RecordedRequest, Router, make_handler_class
+from .job_definitions import JobDefinitions
+from .job_runs import JobRuns
 from .jobs import Jobs
+from .run_store import RunStore
 from .runs import Run
 
 log = logging.getLogger("databricks_emulator")
@@ -22,15 +26,19 @@ class DatabricksEmulator:
     """A local Databricks workspace for the real databricks-sdk.
 
     root: local directory for DBFS (root/dbfs), volumes (root/volumes) and run output
-        (root/runs/<run_id>/<task_key>/{stdout,stderr}).
+        (root/runs/<run_id>/<task_key>/{stdout,stderr}; a repair's attempt N of a task in
+        root/runs/<run_id>/<task_key>.attempt-N/).
     token: the only accepted `Authorization: Bearer` token.
     python: the interpreter that runs tasks.
     env: the base environment of task processes (None: this process's environment).
     pending_seconds / terminating_seconds: how long runs stay PENDING / TERMINATING.
+    cluster_start_seconds: how long each cluster start takes (a job cluster once per run or
+        repair, a new_cluster once per task), to emulate cold starts in benchmarks.
     """
 
     def __init__(self, root, token: str, python: str = sys.executable, env: dict | None = None,
-                 pending_seconds: float = 0.1, terminating_seconds: float = 0.05):
+                 pending_seconds: float = 0.1, terminating_seconds: float = 0.05,
+                 cluster_start_seconds: float = 0):
         self.root = Path(root)
         self.token = token
         self.dbfs_root = self.root / "dbfs"
@@ -42,15 +50,21 @@ class DatabricksEmulator:
         self.runs: dict[int, Run] = {}
         self._requests_lock = threading.Lock()
         self._clusters = Clusters()
+        self._cluster_starts = ClusterStarts(cluster_start_seconds)
         self.router = Router()
         executor = Executor(
             dbfs_root=self.dbfs_root, volumes_root=self.volumes_root, python=python, env=env,
-            clusters=self._clusters, pending_seconds=pending_seconds,
-            terminating_seconds=terminating_seconds,
+            clusters=self._clusters, cluster_starts=self._cluster_starts, faults=self.faults,
+            pending_seconds=pending_seconds, terminating_seconds=terminating_seconds,
         )
-        self._jobs = Jobs(runs=self.runs, runs_dir=self.root / "runs", executor=executor,
-                          clusters=self._clusters, faults=self.faults, host=lambda: self.host)
-        for api in (self._jobs, Dbfs(self.dbfs_root, self.root / "scratch"),
+        store = RunStore(self.runs)
+        definitions = JobDefinitions(clusters=self._clusters)
+        runs_dir = self.root / "runs"
+        jobs = Jobs(store=store, runs_dir=runs_dir, executor=executor, clusters=self._clusters,
+                    faults=self.faults, host=lambda: self.host)
+        job_runs = JobRuns(store=store, definitions=definitions, runs_dir=runs_dir,
+                           executor=executor, faults=self.faults, host=lambda: self.host)
+        for api in (jobs, definitions, job_runs, Dbfs(self.dbfs_root, self.root / "scratch"),
                     FilesApi(self.volumes_root), self._clusters):
             api.routes(self.router)
         self._server: ThreadingHTTPServer | None = None
@@ -95,6 +109,16 @@ class DatabricksEmulator:
         if self._server is None:
             raise RuntimeError("the emulator is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def cluster_starts(self) -> list[ClusterStart]:
+        """Every cluster start so far, oldest first: (run_id, kind, key, repair_id) with kind
+        "job_cluster" (key: job_cluster_key) or "new_cluster" (key: the task_key)."""
+        return self._cluster_starts.records
+
+    @property
+    def cluster_start_count(self) -> int:
+        return len(self._cluster_starts.records)
 
     def add_cluster(self, cluster_id: str, spark_version: str, **fields) -> dict:
         """Register a RUNNING cluster for existing_cluster_id tasks and clusters/get.

@@ -1,5 +1,6 @@
-"""Executes a run in a background thread: each task is a real subprocess in its own
-process group, so cancel, timeout and shutdown kill everything it started."""
+"""Executes a run in a background thread: its tasks run in parallel (scheduler.py), each as a
+real subprocess in its own process group, so cancel, timeout and shutdown kill everything it
+started."""
 
 import json
 import logging
@@ -9,9 +10,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from .compute import ClusterStarts
 from .libraries import TaskSetupError, install_wheels, wheel_paths
 from .paths import task_file_local
-from .runs import Run, TaskRun, now_ms
+from .references import UnresolvedReference, reference_values, resolve
+from .runs import Execution, Run, TaskRun, now_ms
+from .scheduler import Scheduler
 
 log = logging.getLogger("databricks_emulator")
 _LAUNCHER = (Path(__file__).parent / "wheel_launcher.py").read_text()
@@ -21,21 +25,31 @@ STDERR_TAIL_LINES = 20
 
 class Executor:
     def __init__(self, *, dbfs_root, volumes_root, python, env, clusters,
-                 pending_seconds, terminating_seconds):
+                 cluster_starts: ClusterStarts, faults, pending_seconds, terminating_seconds):
         self.dbfs_root = dbfs_root
         self.volumes_root = volumes_root
         self.python = python
         self.env = env
         self.clusters = clusters
+        self.cluster_starts = cluster_starts
+        self.faults = faults
         self.pending_seconds = pending_seconds
         self.terminating_seconds = terminating_seconds
+        self.scheduler = Scheduler(self._run_task)
 
     # -- the run's life cycle ------------------------------------------------------------
 
     def execute(self, run: Run) -> None:
-        """PENDING -> RUNNING -> TERMINATING -> TERMINATED (or INTERNAL_ERROR)."""
+        """A new run: PENDING -> RUNNING -> TERMINATING -> TERMINATED (or INTERNAL_ERROR)."""
+        self._guarded(run, self._execute)
+
+    def execute_repair(self, run: Run) -> None:
+        """The run's latest execution, a repair; the run is RUNNING again already."""
+        self._guarded(run, self._execute_repair)
+
+    def _guarded(self, run: Run, body) -> None:
         try:
-            self._execute(run)
+            body(run)
         except Exception as e:
             # Never leave a run RUNNING forever because the emulator itself broke.
             log.exception("run %s failed inside the emulator", run.run_id)
@@ -43,21 +57,31 @@ class Executor:
             run.set_state("INTERNAL_ERROR", "FAILED", f"Emulator error: {type(e).__name__}: {e}")
 
     def _execute(self, run: Run) -> None:
+        execution = run.execution
         if run.cancel_requested.wait(self.pending_seconds):
-            self._finish_tasks(run, "CANCELED", "Run cancelled before it started.")
+            _finish_tasks(execution, "CANCELED", "Run cancelled before it started.")
             run.set_state("TERMINATED", "CANCELED", "Run cancelled before it started.")
             return
         run.set_state("RUNNING")
-        deadline = _deadline(run.submitted.get("timeout_seconds"))
+        execution.deadline = _deadline(run.submitted.get("timeout_seconds"))
         fault = run.fault
         if fault is not None and fault.kind == "fail":
-            self._finish_tasks(run, "FAILED", fault.message)
-            outcome = ("FAILED", fault.message)
+            _finish_tasks(execution, "FAILED", fault.message)
+            self._end(run, ("FAILED", fault.message))
         elif fault is not None and fault.kind == "hang":
-            outcome = self._hang(run, deadline)
-            self._finish_tasks(run, outcome[0], outcome[1])
+            outcome = self._hang(run, execution.deadline)
+            _finish_tasks(execution, *outcome)
+            self._end(run, outcome)
         else:
-            outcome = self._run_tasks(run, deadline)
+            self.scheduler.run(run, execution)
+            self._end(run, run_outcome(run))
+
+    def _execute_repair(self, run: Run) -> None:
+        run.execution.deadline = _deadline(run.submitted.get("timeout_seconds"))
+        self.scheduler.run(run, run.execution)
+        self._end(run, run_outcome(run))
+
+    def _end(self, run: Run, outcome: tuple[str, str]) -> None:
         result_state, message = outcome
         if result_state == "INTERNAL_ERROR":
             run.set_state("INTERNAL_ERROR", "FAILED", message)
@@ -72,37 +96,32 @@ class Executor:
                 return "TIMEDOUT", "Run timed out."
         return "CANCELED", "Run cancelled."
 
-    def _run_tasks(self, run: Run, run_deadline: float | None) -> tuple[str, str]:
-        """Tasks run one after another in dependency order (submit validated the graph)."""
-        outcome = ("SUCCESS", "")
-        results: dict[str, str] = {}
-        for task in run.tasks:
-            upstream = [d["task_key"] for d in task.spec.get("depends_on") or []]
-            if run.cancel_requested.is_set():
-                self._finish(task, "TERMINATED", "CANCELED", "Run cancelled.")
-            elif any(results.get(key) != "SUCCESS" for key in upstream):
-                self._finish(task, "TERMINATED", "UPSTREAM_FAILED", "An upstream task failed.")
-            else:
-                self._run_task(run, task, run_deadline)
-            results[task.task_key] = task.result_state
-            if task.result_state != "SUCCESS" and outcome[0] == "SUCCESS":
-                outcome = (task.result_state, task.state_message)
-                if task.life_cycle_state == "INTERNAL_ERROR":
-                    outcome = ("INTERNAL_ERROR", task.state_message)
-        return outcome
+    # -- one task ------------------------------------------------------------------------
 
-    def _run_task(self, run: Run, task: TaskRun, run_deadline: float | None) -> None:
+    def _run_task(self, run: Run, task: TaskRun, execution: Execution) -> None:
+        """Start the task's compute, then its process; the scheduler calls this in a thread."""
+        cancelled = run.cancel_requested.is_set
+        if not self.cluster_starts.ready(run, task, execution, cancelled):
+            task.finish("TERMINATED", "CANCELED", "Run cancelled.")
+            return
         task.dir.mkdir(parents=True, exist_ok=True)
         with run.lock:
             task.life_cycle_state = "RUNNING"
             task.start_time = now_ms()
+        injected = self.faults.take_task_fault(task.task_key)
+        if injected is not None:
+            task.finish("TERMINATED", "FAILED", injected)
+            return
         try:
             command, env = self._prepare(run, task)
         except TaskSetupError as e:
-            self._finish(task, "INTERNAL_ERROR", "FAILED", str(e))
+            task.finish("INTERNAL_ERROR", "FAILED", str(e))
+            return
+        except UnresolvedReference as e:
+            task.finish("TERMINATED", "FAILED", f"Task {task.task_key}: {e}")
             return
         task.command = command
-        deadline = _earliest(run_deadline, _deadline(task.spec.get("timeout_seconds")))
+        deadline = _earliest(execution.deadline, _deadline(task.spec.get("timeout_seconds")))
         with open(task.stdout_path, "wb") as out, open(task.stderr_path, "wb") as err:
             try:
                 process = subprocess.Popen(
@@ -110,21 +129,21 @@ class Executor:
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
             except OSError as e:
-                self._finish(task, "INTERNAL_ERROR", "FAILED", f"Cannot start the task: {e}")
+                task.finish("INTERNAL_ERROR", "FAILED", f"Cannot start the task: {e}")
                 return
             task.pid = process.pid
-            ended = self._wait(process, run, deadline)
+            ended = self._wait(process, cancelled, deadline)
         task.exit_code = process.returncode
         if ended == "cancelled":
-            self._finish(task, "TERMINATED", "CANCELED", "Run cancelled.")
+            task.finish("TERMINATED", "CANCELED", "Run cancelled.")
         elif ended == "timedout":
-            self._finish(task, "TERMINATED", "TIMEDOUT", "Run timed out.")
+            task.finish("TERMINATED", "TIMEDOUT", "Run timed out.")
         elif process.returncode == 0:
-            self._finish(task, "TERMINATED", "SUCCESS", "")
+            task.finish("TERMINATED", "SUCCESS", "")
         else:
-            self._finish(task, "TERMINATED", "FAILED", _failure_message(task))
+            task.finish("TERMINATED", "FAILED", _failure_message(task))
 
-    def _wait(self, process: subprocess.Popen, run: Run, deadline: float | None) -> str:
+    def _wait(self, process: subprocess.Popen, cancelled, deadline: float | None) -> str:
         while True:
             try:
                 process.wait(timeout=0.05)
@@ -132,7 +151,7 @@ class Executor:
                 return "exited"
             except subprocess.TimeoutExpired:
                 pass
-            if run.cancel_requested.is_set():
+            if cancelled():
                 _stop(process)
                 return "cancelled"
             if deadline is not None and time.monotonic() > deadline:
@@ -148,6 +167,7 @@ class Executor:
         }
         wheels, task.ignored_libraries = wheel_paths(spec, environments)
         lib_dirs = install_wheels(wheels, self.dbfs_root, self.volumes_root, task.dir / "libs")
+        job_parameters, values = _references(run, task)
 
         if "spark_python_task" in spec:
             python_task = spec["spark_python_task"]
@@ -157,11 +177,17 @@ class Executor:
                 raise TaskSetupError(f"Cannot run python_file: {e}")
             if not script.is_file():
                 raise TaskSetupError(f"python_file {python_task['python_file']} does not exist.")
-            command = [self.python, str(script), *python_task.get("parameters", [])]
+            parameters = [resolve(p, values) for p in python_task.get("parameters", [])]
+            command = [self.python, str(script), *parameters]
         else:
             wheel_task = spec["python_wheel_task"]
-            parameters = list(wheel_task.get("parameters") or [])
-            parameters += [f"--{k}={v}" for k, v in (wheel_task.get("named_parameters") or {}).items()]
+            parameters = [resolve(p, values) for p in wheel_task.get("parameters") or []]
+            named = {k: resolve(v, values) for k, v in (wheel_task.get("named_parameters") or {}).items()}
+            if named and run.run_type == "JOB_RUN":
+                # Databricks pushes job parameters down into wheel tasks that take keyword
+                # arguments; a job parameter wins over a task parameter of the same name.
+                named.update(job_parameters)
+            parameters += [f"--{k}={v}" for k, v in named.items()]
             command = [self.python, "-c", _LAUNCHER, wheel_task["package_name"],
                        wheel_task["entry_point"], *parameters]
 
@@ -178,30 +204,60 @@ class Executor:
 
     def _compute(self, run: Run, spec: dict, environments: dict) -> tuple[str, dict, dict]:
         """(DATABRICKS_RUNTIME_VERSION, spark_env_vars, spark_conf) of the task's compute."""
-        if "new_cluster" in spec:
+        if spec.get("new_cluster"):
             cluster = spec["new_cluster"]
-        elif "existing_cluster_id" in spec:
+        elif spec.get("job_cluster_key"):
+            (cluster,) = [c["new_cluster"] for c in run.submitted.get("job_clusters") or []
+                          if c["job_cluster_key"] == spec["job_cluster_key"]]
+        elif spec.get("existing_cluster_id"):
             cluster = self.clusters[spec["existing_cluster_id"]]
         else:
             client = (environments[spec["environment_key"]].get("spec") or {}).get("client") or "1"
             return f"client.{client}", {}, {}
         return cluster["spark_version"], cluster.get("spark_env_vars") or {}, cluster.get("spark_conf") or {}
 
-    def _finish_tasks(self, run: Run, result_state: str, message: str) -> None:
-        for task in run.tasks:
-            self._finish(task, "TERMINATED", result_state, message)
 
-    @staticmethod
-    def _finish(task: TaskRun, life_cycle_state: str, result_state: str, message: str) -> None:
-        task.life_cycle_state = life_cycle_state
-        task.result_state = result_state
-        task.state_message = message
-        task.end_time = now_ms()
+def run_outcome(run: Run) -> tuple[str, str]:
+    """(result_state, message) of a run from the latest attempt of each task: SUCCESS when all
+    succeeded or were excluded, else the result of the first task that failed by itself
+    (rather than because of an upstream one)."""
+    if run.cancel_requested.is_set():
+        return "CANCELED", "Run cancelled."
+    tasks = run.latest_tasks()
+    for task in tasks:
+        if task.life_cycle_state == "INTERNAL_ERROR":
+            return "INTERNAL_ERROR", task.state_message
+    problems = [t for t in tasks if t.result_state not in ("SUCCESS", "EXCLUDED")]
+    if not problems:
+        return "SUCCESS", ""
+    cause = next((t for t in problems if not t.result_state.startswith("UPSTREAM_")), problems[0])
+    result = cause.result_state if cause.result_state in ("TIMEDOUT", "CANCELED") else "FAILED"
+    return result, cause.state_message
+
+
+def _references(run: Run, task: TaskRun) -> tuple[dict, dict]:
+    """(job parameter values, every dynamic value reference) for a task starting now."""
+    base = dict(
+        job_id=run.job_id if run.job_id is not None else run.run_id,
+        job_name=run.submitted.get("name") or run.submitted.get("run_name") or "Untitled",
+        job_run_id=run.run_id, repair_count=len(run.executions) - 1,
+        job_start_ms=run.start_time or now_ms(), task_key=task.task_key,
+        task_run_id=task.run_id, task_start_ms=task.start_time or now_ms(),
+    )
+    without_parameters = reference_values(parameters={}, **base)
+    # A job parameter's value may itself hold references ({{job.id}}, {{job.start_time...}}).
+    parameters = {p["name"]: resolve(p["value"], without_parameters) for p in run.job_parameters}
+    return parameters, reference_values(parameters=parameters, **base)
+
+
+def _finish_tasks(execution: Execution, result_state: str, message: str) -> None:
+    for task in execution.tasks:
+        task.finish("TERMINATED", result_state, message)
 
 
 def stop_run_processes(run: Run) -> None:
-    """Kill the process groups of a run's tasks (shutdown path; the run thread reaps them)."""
-    for task in run.tasks:
+    """Kill the process groups of a run's tasks (shutdown path; the task threads reap them)."""
+    for task in list(run.tasks):
         if task.pid is not None and task.exit_code is None:
             _kill_group(task.pid, signal.SIGKILL)
 

@@ -1,4 +1,4 @@
-"""Fault injection: HTTP errors on chosen calls, runs that fail or hang."""
+"""Fault injection: HTTP errors on chosen calls, runs that fail or hang, tasks that fail."""
 
 import fnmatch
 import threading
@@ -27,6 +27,13 @@ class RunFault:
     message: str = ""
 
 
+@dataclass
+class _TaskFault:
+    task_key: str
+    message: str
+    remaining: int
+
+
 class Faults:
     """Queued faults; each is consumed by the calls or runs it applies to."""
 
@@ -34,6 +41,7 @@ class Faults:
         self._lock = threading.Lock()
         self._http: list[_HttpFault] = []
         self._runs: list[RunFault] = []
+        self._tasks: list[_TaskFault] = []
 
     def http_error(
         self,
@@ -68,19 +76,30 @@ class Faults:
             )
 
     def next_run_fails(self, message: str = "Injected failure") -> None:
-        """The next submitted run ends TERMINATED/FAILED with `message`, without running."""
+        """The next run (runs/submit or jobs/run-now) ends TERMINATED/FAILED with `message`,
+        without running any task."""
         with self._lock:
             self._runs.append(RunFault("fail", message))
 
     def next_run_hangs(self) -> None:
-        """The next submitted run stays RUNNING (no process) until cancelled or timed out."""
+        """The next run (runs/submit or jobs/run-now) stays RUNNING (no process) until
+        cancelled or timed out."""
         with self._lock:
             self._runs.append(RunFault("hang"))
+
+    def next_task_fails(self, task_key: str, message: str = "Injected task failure",
+                        times: int = 1) -> None:
+        """The next `times` executions of tasks named `task_key` (in any run or repair) end
+        TERMINATED/FAILED with `message`. The task's cluster still starts (the failure happens
+        on it), but its process is never started, so it writes nothing."""
+        with self._lock:
+            self._tasks.append(_TaskFault(task_key, message, times))
 
     def clear(self) -> None:
         with self._lock:
             self._http.clear()
             self._runs.clear()
+            self._tasks.clear()
 
     def check_http(self, method: str, path: str, after_handling: bool = False) -> None:
         """Raise the first matching queued HTTP fault of that timing, consuming one use."""
@@ -99,3 +118,14 @@ class Faults:
     def take_run_fault(self) -> RunFault | None:
         with self._lock:
             return self._runs.pop(0) if self._runs else None
+
+    def take_task_fault(self, task_key: str) -> str | None:
+        """The message of a queued failure for this task key, consuming one use."""
+        with self._lock:
+            for fault in self._tasks:
+                if fault.task_key == task_key:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._tasks.remove(fault)
+                    return fault.message
+        return None

@@ -14,12 +14,15 @@ def now_ms() -> int:
 
 @dataclass
 class TaskRun:
-    """One task of a run: its spec, its process and where its output went."""
+    """One attempt of one task of a run: its spec, its process and where its output went.
+    A repair adds a new TaskRun (new run_id, attempt_number + 1) for each task it reruns."""
 
     task_key: str
     run_id: int
     spec: dict
     dir: Path
+    attempt_number: int = 0
+    repair_id: int | None = None  # None: the run's original execution
     life_cycle_state: str = "PENDING"
     result_state: str | None = None
     state_message: str = ""
@@ -38,6 +41,10 @@ class TaskRun:
     def stderr_path(self) -> Path:
         return self.dir / "stderr"
 
+    @property
+    def upstream(self) -> list[str]:
+        return [d["task_key"] for d in self.spec.get("depends_on") or []]
+
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
 
@@ -50,17 +57,59 @@ class TaskRun:
             state["result_state"] = self.result_state
         return state
 
+    def is_done(self) -> bool:
+        return self.life_cycle_state in TERMINAL
+
+    def finish(self, life_cycle_state: str, result_state: str, message: str) -> None:
+        self.result_state = result_state
+        self.state_message = message
+        self.end_time = now_ms()
+        self.life_cycle_state = life_cycle_state  # last: a terminal state comes with its result
+
+
+@dataclass
+class Execution:
+    """One pass over some of a run's tasks: the original run, or one repair. It owns the job
+    clusters started for it (they terminate when it ends, so a repair starts them again)."""
+
+    repair_id: int | None
+    tasks: list[TaskRun]
+    deadline: float | None = None  # time.monotonic() value, from the settings' timeout_seconds
+    start_time: int = 0
+    end_time: int = 0
+    state: dict = field(default_factory=dict)
+    job_clusters: dict = field(default_factory=dict)  # job_cluster_key -> Event set once started
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def history_json(self) -> dict:
+        item = {
+            "type": "ORIGINAL" if self.repair_id is None else "REPAIR",
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "state": dict(self.state),
+            "task_run_ids": [task.run_id for task in self.tasks],
+        }
+        if self.repair_id is not None:
+            item["id"] = self.repair_id
+        return item
+
 
 @dataclass
 class Run:
-    """A submitted run. `history` lists every (life_cycle_state, result_state) it went through."""
+    """A run (runs/submit or jobs/run-now). `history` lists every (life_cycle_state,
+    result_state) it went through. `submitted` holds the settings its tasks come from: the
+    submit body, or the job's settings (replaced by the job's current settings on repair)."""
 
     run_id: int
     submitted: dict
-    tasks: list[TaskRun]
+    tasks: list[TaskRun]  # every attempt of every task, oldest first
     dir: Path
     run_page_url: str
     fault: object = None
+    run_type: str = "SUBMIT_RUN"
+    job_id: int | None = None  # set for JOB_RUN
+    job_parameters: list = field(default_factory=list)  # [{name, default, value}] of JOB_RUN
+    executions: list[Execution] = field(default_factory=list)
     life_cycle_state: str = "PENDING"
     result_state: str | None = None
     state_message: str = ""
@@ -74,6 +123,8 @@ class Run:
 
     def __post_init__(self):
         self.history.append((self.life_cycle_state, None))
+        if not self.executions:
+            self.executions.append(Execution(None, list(self.tasks)))
 
     @property
     def state(self) -> dict:
@@ -82,9 +133,33 @@ class Run:
 
     @property
     def task(self) -> TaskRun:
-        """The only task of a single-task run (the usual Pipes case)."""
-        (task,) = self.tasks
+        """The only task of a single-task run (the usual Pipes case), in its latest attempt."""
+        (task,) = self.latest_tasks()
         return task
+
+    @property
+    def execution(self) -> Execution:
+        """The latest execution: the original run or its latest repair."""
+        return self.executions[-1]
+
+    @property
+    def latest_repair_id(self) -> int | None:
+        return self.execution.repair_id
+
+    def latest_tasks(self) -> list[TaskRun]:
+        """The latest attempt of each task, in the order tasks were first added."""
+        latest: dict[str, TaskRun] = {}
+        with self.lock:
+            for task in self.tasks:
+                latest[task.task_key] = task
+        return list(latest.values())
+
+    def latest(self, task_key: str) -> TaskRun | None:
+        with self.lock:
+            for task in reversed(self.tasks):
+                if task.task_key == task_key:
+                    return task
+        return None
 
     def set_state(self, life_cycle_state: str, result_state: str | None = None, message: str = ""):
         with self.lock:
@@ -93,9 +168,22 @@ class Run:
             self.state_message = message
             if life_cycle_state == "RUNNING" and not self.start_time:
                 self.start_time = now_ms()
+            if life_cycle_state == "RUNNING" and not self.execution.start_time:
+                self.execution.start_time = now_ms()
             if life_cycle_state in TERMINAL:
                 self.end_time = now_ms()
+                self.execution.end_time = self.end_time
+                self.execution.state = self._state_json()
             self.history.append((life_cycle_state, result_state))
+
+    def add_execution(self, execution: Execution) -> None:
+        """Reopen a terminated run for a repair: RUNNING again, without an end or a result."""
+        with self.lock:
+            self.executions.append(execution)
+            self.tasks.extend(execution.tasks)
+            self.cancel_requested = threading.Event()  # a cancel of an earlier pass is spent
+            self.end_time = 0
+            self.set_state("RUNNING")
 
     def is_done(self) -> bool:
         with self.lock:
@@ -117,8 +205,9 @@ class Run:
             state["user_cancelled_or_timedout"] = self.result_state in ("CANCELED", "TIMEDOUT")
         return state
 
-    def as_json(self) -> dict:
-        """The body of `runs/get`."""
+    def as_json(self, include_history: bool = False) -> dict:
+        """The body of `runs/get`. Like Databricks, `tasks` holds every attempt of every task
+        (a repaired task appears once per attempt, each with its own run_id)."""
         with self.lock:
             tasks = []
             for task in self.tasks:
@@ -133,15 +222,17 @@ class Run:
                     state=task.state_json(),
                     start_time=task.start_time,
                     end_time=task.end_time,
-                    attempt_number=0,
+                    attempt_number=task.attempt_number,
                 )
                 tasks.append(entry)
+            job_id = self.job_id if self.job_id is not None else self.run_id
             body = {
-                "job_id": self.run_id,
+                "job_id": job_id,
                 "run_id": self.run_id,
                 "number_in_job": self.run_id,
-                "run_name": self.submitted.get("run_name") or "Untitled",
-                "run_type": "SUBMIT_RUN",
+                "original_attempt_run_id": self.run_id,
+                "run_name": self.submitted.get("run_name") or self.submitted.get("name") or "Untitled",
+                "run_type": self.run_type,
                 "run_page_url": self.run_page_url,
                 "creator_user_name": "emulator",
                 "state": self._state_json(),
@@ -151,4 +242,10 @@ class Run:
             }
             if self.submitted.get("timeout_seconds"):
                 body["timeout_seconds"] = self.submitted["timeout_seconds"]
+            if self.run_type == "JOB_RUN":
+                body["job_parameters"] = [dict(p) for p in self.job_parameters]
+                if self.submitted.get("job_clusters"):
+                    body["job_clusters"] = self.submitted["job_clusters"]
+            if include_history:
+                body["repair_history"] = [e.history_json() for e in self.executions]
             return body
