@@ -55,6 +55,10 @@ class JobParameters:
     ran_on: str  # where the orchestrator sent the job, for the report
     spark: SparkTarget = SparkTarget()
     days: DayRange | None = None  # the days to build, for a partitioned table
+    # Times the job builds again itself after losing a write conflict, before it exits with
+    # RETRYABLE_EXIT_CODE: a task of a shared Databricks run cannot be started again while
+    # the run's other tasks go on, so it retries in place.
+    conflict_retries: int = 0
 
     def to_extras(self) -> dict[str, Any]:
         return {_EXTRAS_KEY: dataclasses.asdict(self)}
@@ -71,6 +75,36 @@ class JobParameters:
 
 
 @dataclass(frozen=True)
+class TaskFolder:
+    """Where the orchestrator and one task attempt of a shared Databricks job run meet: a
+    folder on DBFS or a volume, named by the run and the task attempt's run id. The task waits
+    for `context` (its Pipes context), or for `abort` (why it will never come), and writes its
+    Pipes messages under `messages`."""
+
+    path: str
+
+    # Task parameters, resolved by Databricks when the task starts (dynamic value references).
+    ARGUMENT = "--pipes-folder"
+    WAIT_ARGUMENT = "--context-wait-seconds"
+
+    @classmethod
+    def of(cls, root: str, job_run_id: int | str, task_run_id: int | str) -> "TaskFolder":
+        return cls(f"{root.rstrip('/')}/{job_run_id}/{task_run_id}")
+
+    @property
+    def context(self) -> str:
+        return f"{self.path}/context.json"
+
+    @property
+    def messages(self) -> str:
+        return f"{self.path}/messages"
+
+    @property
+    def abort(self) -> str:
+        return f"{self.path}/abort"
+
+
+@dataclass(frozen=True)
 class BuildReport:
     """What one build wrote and read: the materialization's metadata."""
 
@@ -83,7 +117,9 @@ class BuildReport:
     columns: list[tuple[str, str]]  # (name, Spark SQL type)
     location: str  # the table's directory, or its three-part name
     ran_on: str
-    session_seconds: float  # from the job's process start to a Spark session that answers
+    # From the job's process start (or its context's arrival, for a task that waited for its
+    # step) to a Spark session that answers.
+    session_seconds: float
     build_seconds: float  # reading, transforming, writing and checking
     check_seconds: float  # of which evaluating the checks
     landing_paths: dict[str, str] = field(default_factory=dict)  # landing dataset -> directory read

@@ -9,21 +9,33 @@ emulator mounts them elsewhere).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster_pipes import (
+    DAGSTER_PIPES_CONTEXT_ENV_VAR,
+    DAGSTER_PIPES_MESSAGES_ENV_VAR,
     PipesBlobStoreMessageWriter,
     PipesBufferedFilesystemMessageWriterChannel,
     PipesCliArgsParamsLoader,
     PipesContext,
     PipesContextLoader,
     PipesEnvVarParamsLoader,
+    PipesMappingParamsLoader,
     PipesParams,
+    encode_param,
     open_dagster_pipes,
 )
+
+from jobs.contract import TaskFolder
+
+# When a task of a shared job run found its context (time.monotonic()); None if it never waited.
+context_arrived: float | None = None
 
 DBFS_MOUNT_ENV = "PLATFORM_DBFS_MOUNT"  # where the cluster mounts DBFS; /dbfs on Databricks
 VOLUMES_MOUNT_ENV = "PLATFORM_VOLUMES_MOUNT"  # where it mounts /Volumes; /Volumes on Databricks
@@ -65,10 +77,16 @@ class MountedMessageWriter(PipesBlobStoreMessageWriter):
         return {}
 
 
+class ContextNeverCame(Exception):
+    """The orchestrator gave up on this task, or never wrote its context in time."""
+
+
 def open_pipes() -> PipesContext:
     """Open the Pipes session for this process (use as a context manager)."""
     if not on_databricks():
         return open_dagster_pipes()
+    if TaskFolder.ARGUMENT in sys.argv:
+        return _open_task_folder_pipes()
     # On an existing cluster or serverless the bootstrap comes as CLI arguments, else env vars.
     cli_args = PipesCliArgsParamsLoader()
     return open_dagster_pipes(
@@ -76,3 +94,51 @@ def open_pipes() -> PipesContext:
         context_loader=MountedContextLoader(),
         message_writer=MountedMessageWriter(interval=1),
     )
+
+
+def _open_task_folder_pipes() -> PipesContext:
+    """A task of a shared job run: its Pipes session is in a folder named by the run and the
+    task attempt, where the orchestrator's step for this table writes the context once Dagster
+    starts that step."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument(TaskFolder.ARGUMENT, dest="folder", required=True)
+    parser.add_argument(TaskFolder.WAIT_ARGUMENT, dest="wait_seconds", type=float, default=1800)
+    args, _ = parser.parse_known_args()
+    folder = TaskFolder(args.folder)
+    global context_arrived
+    context_arrived = _wait_for_context(folder, args.wait_seconds)
+    # The orchestrator creates it too, but only after it wrote the context this task just read.
+    os.makedirs(mounted(folder.messages), exist_ok=True)
+    params = {
+        DAGSTER_PIPES_CONTEXT_ENV_VAR: encode_param({"path": folder.context}),
+        DAGSTER_PIPES_MESSAGES_ENV_VAR: encode_param({
+            "path": folder.messages, PipesBlobStoreMessageWriter.INCLUDE_STDIO_IN_MESSAGES_KEY: True,
+        }),
+    }
+    return open_dagster_pipes(
+        params_loader=PipesMappingParamsLoader(params),
+        context_loader=MountedContextLoader(),
+        message_writer=MountedMessageWriter(interval=1),
+    )
+
+
+def _wait_for_context(folder: TaskFolder, timeout_seconds: float) -> float:
+    """Wait for the context file (or the abort file); return when it was there."""
+    context, abort = mounted(folder.context), mounted(folder.abort)
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        if os.path.exists(abort):
+            with open(abort, encoding="utf-8") as file:
+                raise ContextNeverCame(f"not built: {file.read().strip()}")
+        if os.path.exists(context):
+            try:
+                with open(context, encoding="utf-8") as file:
+                    json.load(file)  # complete, not still being written
+                return time.monotonic()
+            except ValueError:
+                pass
+        if time.monotonic() > deadline:
+            raise ContextNeverCame(
+                f"no Pipes context at {folder.context} after {timeout_seconds:.0f} s: the Dagster step "
+                "for this table did not start (its run ended or was lost)")
+        time.sleep(0.2)

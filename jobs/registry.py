@@ -68,6 +68,16 @@ def build_order(tables: dict[str, Table]) -> list[str]:
     return list(graphlib.TopologicalSorter(graph).static_order())
 
 
+def dependents(tables: dict[str, Table], name: str) -> list[str]:
+    """The tables that read `name`, directly or through others, in build order."""
+    found: set[str] = set()
+    for candidate in build_order(tables):
+        reads = set(tables[candidate].table_inputs.values())
+        if name in reads or reads & found:
+            found.add(candidate)
+    return [t for t in build_order(tables) if t in found]
+
+
 def validate(declarations: Declarations) -> None:
     """Raise DeclarationError for bad names, unknown inputs, mismatched transforms or a cycle."""
     tables = declarations.tables

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from jobs.checks import CheckOutcome, SchemaContract, evaluate_checks, schema_differences
 from jobs.contract import RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, JobParameters, SparkTarget
-from jobs.pipes_io import open_pipes
+from jobs import pipes_io
 from jobs.registry import Declarations
 from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, LandingFiles, Table
 from jobs.warehouse import Commit, Days, Warehouse, WriteTxn
@@ -246,7 +246,7 @@ def run_table(declarations: Declarations, started: float) -> None:
     # SIGTERM) raises KeyboardInterrupt, on which the Spark Connect client interrupts its
     # operations on the server: a write stopped here does not commit afterwards.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with open_pipes() as pipes:
+    with pipes_io.open_pipes() as pipes:
         job = JobParameters.from_extras(pipes.extras)
         table = declarations.tables[job.table]
         spark = spark_session(job.spark)
@@ -260,11 +260,15 @@ def run_table(declarations: Declarations, started: float) -> None:
         # and, through include_stdio_in_messages, from Databricks. (dagster-pipes can drop what
         # is printed in the last second before the session closes.)
         print(f"{name}: building on Spark {spark_version}, inputs pinned at {job.input_versions}", flush=True)
-        try:
-            build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days)
-        except WriteConflict as conflict:
-            print(f"{RETRYABLE_MARKER} {conflict}", file=sys.stderr, flush=True)
-            sys.exit(RETRYABLE_EXIT_CODE)
+        for attempt in range(job.conflict_retries + 1):
+            try:
+                build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days)
+                break
+            except WriteConflict as conflict:
+                if attempt == job.conflict_retries:
+                    print(f"{RETRYABLE_MARKER} {conflict}", file=sys.stderr, flush=True)
+                    sys.exit(RETRYABLE_EXIT_CODE)
+                print(f"{conflict}: building again ({attempt + 1} of {job.conflict_retries})", flush=True)
         if build.undone_version is not None:
             print(f"{name}: blocking check failed on version {build.undone_version}; restored the "
                   f"previous contents as version {build.commit.version}", flush=True)
@@ -280,7 +284,8 @@ def run_table(declarations: Declarations, started: float) -> None:
             columns=build.columns,
             location=warehouse.location(table.name),
             ran_on=f"{job.ran_on} {os.getpid()} on {socket.gethostname()}",
-            session_seconds=session_ready - started,
+            # A task of a shared run may wait for its step before it can start.
+            session_seconds=session_ready - max(started, pipes_io.context_arrived or started),
             build_seconds=time.monotonic() - session_ready,
             check_seconds=build.check_seconds,
             landing_paths=build.landing_paths,

@@ -19,8 +19,11 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk.service import compute, jobs
 
-from resources.job_package import build_job_package, upload_if_absent
 from jobs.contract import SparkTarget
+from jobs.registry import dependents, discover
+from resources.databricks_job import PIPES_ROOT_PARAMETER, JobSpec, ensure_job
+from resources.databricks_shared_run import abort_dependents, follow_task, run_tables, start_or_join
+from resources.job_package import build_job_package, upload_if_absent
 from resources.runner import JobRequest, TableRunner
 
 SERVERLESS_ENVIRONMENT = "platform"
@@ -101,7 +104,9 @@ class _ServerlessClient(_CancelOnTermination, PipesDatabricksServerlessClient):
 
 
 class DatabricksRunner(TableRunner):
-    """Submits `jobs.entrypoint` as a one-off Databricks run (`runs/submit`) for one table.
+    """Runs table jobs on Databricks. By default the tables of one Dagster run are the tasks
+    of one run of the platform's job (resources/databricks_shared_run.py), sharing its job
+    clusters; with `run_per_table`, each table is a one-off run of its own (`runs/submit`).
 
     The job package is uploaded to `artifacts_dir` once per content. Tables are Unity Catalog
     tables unless `warehouse_dir` names a directory of Delta tables.
@@ -118,6 +123,12 @@ class DatabricksRunner(TableRunner):
     compute_by_table: dict[str, DatabricksCompute] = {}  # "schema.table" -> its own compute
     poll_interval_seconds: float = 5.0
     timeout_seconds: int = 0  # 0: no limit
+    # Each table a `runs/submit` run with compute of its own (full isolation, a cluster start
+    # per table) instead of a task of the Dagster run's shared job run.
+    run_per_table: bool = False
+    # How long a task of a shared run waits for its step to give it its Pipes context.
+    context_wait_seconds: int = 1800
+    job_name: str = "dagster platform_assets.definitions"  # the managed job, in the Jobs UI
 
     @model_validator(mode="after")
     def _serverless_has_volumes(self) -> "DatabricksRunner":
@@ -153,9 +164,12 @@ class DatabricksRunner(TableRunner):
     def workspace_client(self) -> WorkspaceClient:
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
 
+    def is_retryable(self, error: Exception) -> bool:
+        # A task of a shared run retries a write conflict in place (conflict_retries): the
+        # run cannot start it again while its other tasks go on.
+        return self.run_per_table and super().is_retryable(error)
+
     def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
-        name, catalog = request.table, request.catalog
-        compute_spec = self.compute_by_table.get(name, self.compute)
         workspace = self.workspace_client()
         package = build_job_package()
         wheel, uploaded_wheel = upload_if_absent(workspace, self.artifacts_dir, package.wheel)
@@ -164,6 +178,56 @@ class DatabricksRunner(TableRunner):
             f"job package {package.wheel.name}: "
             f"{'uploaded' if uploaded_wheel or uploaded_launcher else 'already in the workspace'}"
         )
+        if self.run_per_table:
+            return self._submit(context, request, workspace, wheel, launcher)
+        return self._run_in_shared_run(context, request, workspace, wheel, launcher)
+
+    def _run_in_shared_run(self, context: dg.AssetExecutionContext, request: JobRequest,
+                           workspace: WorkspaceClient, wheel: str, launcher: str) -> dg.MaterializeResult:
+        tables = discover().tables
+        spec = JobSpec(
+            name=self.job_name, tables=tables,
+            compute={name: self._compute(name).task_fields() for name in tables},
+            launcher=launcher, libraries=[{"whl": wheel}],
+            environments=self._environments(wheel, tables), pipes_root=self._pipes_root(),
+            context_wait_seconds=self.context_wait_seconds, timeout_seconds=self.timeout_seconds,
+        )
+        job_id = ensure_job(workspace, spec)
+        shared = start_or_join(context, workspace, job_id, run_tables(context, request.catalog, tables),
+                               {PIPES_ROOT_PARAMETER: self._pipes_root()})
+        job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
+                                 spark=SparkTarget(), ran_on="Databricks", conflict_retries=3)
+        downstream = dependents(tables, request.table)
+        try:
+            materialization = follow_task(context, workspace, shared, request.table, self._pipes_root(),
+                                          job.to_extras(), self.poll_interval_seconds)
+        except BaseException as error:
+            abort_dependents(context, workspace, shared, downstream, self._pipes_root(),
+                             f"the Dagster step of {request.catalog}.{request.table} failed: {error}")
+            raise
+        failed = [c.check_name for c in materialization.check_results or []
+                  if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
+        if failed:
+            abort_dependents(context, workspace, shared, downstream, self._pipes_root(),
+                             f"blocking check(s) {failed} of {request.catalog}.{request.table} failed")
+        return materialization
+
+    def _compute(self, table: str) -> DatabricksCompute:
+        return self.compute_by_table.get(table, self.compute)
+
+    def _pipes_root(self) -> str:
+        return f"{self.pipes_volume}/shared_runs" if self.pipes_volume else "/tmp/platform-pipes"
+
+    def _environments(self, wheel: str, tables) -> list[dict]:
+        if not any(self._compute(name).serverless for name in tables):
+            return []
+        return [{"environment_key": SERVERLESS_ENVIRONMENT,
+                 "spec": {"environment_version": "2", "dependencies": [wheel]}}]
+
+    def _submit(self, context: dg.AssetExecutionContext, request: JobRequest, workspace: WorkspaceClient,
+                wheel: str, launcher: str) -> dg.MaterializeResult:
+        name, catalog = request.table, request.catalog
+        compute_spec = self._compute(name)
         task = {
             "task_key": name.replace(".", "__"),
             "spark_python_task": {"python_file": launcher},

@@ -19,11 +19,11 @@ class JobRequest:
     days: DayRange | None = None  # the days of a partitioned table's run
 
     def parameters(self, *, landing_dir: str, warehouse_dir: str | None, spark: SparkTarget,
-                   ran_on: str) -> JobParameters:
+                   ran_on: str, conflict_retries: int = 0) -> JobParameters:
         return JobParameters(
             table=self.table, catalog=self.catalog, input_versions=self.input_versions,
             write_id=self.write_id, days=self.days, landing_dir=landing_dir,
-            warehouse_dir=warehouse_dir, spark=spark, ran_on=ran_on,
+            warehouse_dir=warehouse_dir, spark=spark, ran_on=ran_on, conflict_retries=conflict_retries,
         )
 
 

@@ -6,9 +6,11 @@ one process. Both use the warm local Spark server, started before either is time
 times, their ratio, and peak memory (summed RSS and PSS of the process tree plus the Spark
 server's).
 
-databricks: the graph twice as Databricks runs against the local workspace emulator. Prints
-runs submitted, bytes uploaded on each pass, and the orchestration overhead per table: the
-step's wall time minus the job's own Spark time (session start and work).
+databricks: the whole graph, then one table, as Databricks job runs against the local workspace
+emulator, and the whole graph again with a run per table. Prints cluster starts, runs, API
+requests, bytes uploaded, and the orchestration overhead per table: the step's wall time minus
+the job's own Spark time (session start and work); last, the cluster starts of the whole
+graph's job run.
 
 automation: trigger latency through the real daemon and the cost of observing external
 tables (scripts/bench_automation.py).
@@ -43,14 +45,18 @@ from scripts.setup_local import link_instance_config
 EVENT_TIMING_DIR = Path(__file__).parent / "event_timing"
 
 # The job package goes to a volume (Files API PUT, raw bytes) or is streamed to DBFS (add-block,
-# base64 JSON); Pipes puts its small context file with one dbfs put.
-CONTEXT_UPLOAD_PATH = "/api/2.0/dbfs/put"
+# base64 JSON); Pipes puts each task's small context file with one dbfs put.
+PIPES_UPLOAD_PATH = "/api/2.0/dbfs/put"
 
 
 def is_package_upload(request) -> bool:
     return request.path == "/api/2.0/dbfs/add-block" or (
         request.method == "PUT" and request.path.startswith("/api/2.0/fs/files/")
     )
+
+
+def is_pipes_upload(request) -> bool:
+    return request.path == PIPES_UPLOAD_PATH
 
 
 class PeakMemory:
@@ -159,10 +165,12 @@ def floor(work: Path, landing: Path) -> dict:
 
 
 def databricks_graph(work: Path, landing: Path) -> list[dict]:
-    """Materialize every table twice as Databricks runs against the emulator; per pass: runs
-    submitted, bytes uploaded, wall seconds and per-table overhead seconds."""
+    """Materialize the whole graph, then one table, as Databricks job runs against the
+    emulator, then the whole graph as a run per table (`run_per_table`); per pass: cluster starts, runs, API requests, bytes uploaded, wall seconds and per-table
+    overhead seconds."""
     import dagster as dg
 
+    from platform_assets.table_assets import table_key
     from scripts.runs import materialize_tables
     from scripts.emulated_workspace import emulated_runner, start_emulator
 
@@ -173,22 +181,30 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
     token = "dapi-benchmark"
     workspace = start_emulator(work / "workspace", token)
     os.environ |= {"DATABRICKS_HOST": workspace.host, "DATABRICKS_TOKEN": token}
-    runner = emulated_runner(work / "warehouse_databricks", str(landing))
+    shared = emulated_runner(work / "warehouse_databricks", str(landing))
+    per_table = emulated_runner(work / "warehouse_databricks", str(landing), run_per_table=True)
+    orders = [table_key("main", "bronze.orders")]
     passes = []
     try:
         with dg.DagsterInstance.ephemeral() as instance:
-            for _ in range(2):
-                runs_before = len(workspace.runs)
-                requests_before = len(workspace.requests)
+            for name, selection, runner in [("whole graph", None, shared),
+                                            ("one table (bronze.orders)", orders, shared),
+                                            ("whole graph, run_per_table", None, per_table)]:
+                runs_before, requests_before = len(workspace.runs), len(workspace.requests)
+                starts_before = workspace.cluster_start_count
                 started = time.monotonic()
-                result = materialize_tables(instance, runner, run_config=quiet)
+                result = materialize_tables(instance, runner, selection, run_config=quiet)
                 wall = time.monotonic() - started
                 tables = table_runs(instance, result.run_id)
                 requests = workspace.requests[requests_before:]
                 passes.append({
+                    "name": name,
+                    "tables": len(tables),
+                    "cluster_starts": workspace.cluster_start_count - starts_before,
                     "runs": len(workspace.runs) - runs_before,
+                    "requests": len(requests),
                     "package_bytes": sum(len(r.body) for r in requests if is_package_upload(r)),
-                    "context_bytes": sum(len(r.body) for r in requests if r.path == CONTEXT_UPLOAD_PATH),
+                    "pipes_bytes": sum(len(r.body) for r in requests if is_pipes_upload(r)),
                     "wall": wall,
                     "overheads": [
                         t.step_seconds - t.report.session_seconds - t.report.build_seconds for t in tables
@@ -200,14 +216,15 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
 
 
 def print_databricks(passes: list[dict]) -> None:
-    for number, figures in enumerate(passes, start=1):
+    for figures in passes:
         overheads = figures["overheads"]
-        print(f"  databricks target (emulator), pass {number}: {figures['runs']} runs submitted, "
-              f"{figures['wall']:.1f} s (steps one after another); uploaded: job package "
-              f"{figures['package_bytes']:,} bytes, Pipes context files {figures['context_bytes']:,} bytes "
-              "(request bodies)")
+        print(f"  databricks target (emulator), {figures['name']}: {figures['tables']} tables in "
+              f"{figures['runs']} run(s), {figures['cluster_starts']} cluster start(s), "
+              f"{figures['requests']} API requests, {figures['wall']:.1f} s; uploaded: job package "
+              f"{figures['package_bytes']:,} bytes, Pipes context files {figures['pipes_bytes']:,} bytes")
         print(f"    orchestration overhead per table (step wall - job's Spark time): "
               f"mean {sum(overheads) / len(overheads):.1f} s, max {max(overheads):.1f} s")
+    print(f"  cluster starts per pipeline run: {passes[0]['cluster_starts']}")
 
 
 def main() -> None:

@@ -1,24 +1,32 @@
-"""The Databricks target: every table a Databricks run, against the local workspace emulator.
+"""The Databricks target: a Dagster run's tables as the tasks of one Databricks job run,
+against the local workspace emulator.
 
-The real databricks-sdk and dagster-databricks clients talk HTTP to the emulator, which runs
-each submitted task as a local process with local Spark.
+The real databricks-sdk and dagster-databricks talk HTTP to the emulator, which runs each
+task as a local process with the warm local Spark server as its cluster's Spark.
 """
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from databricks.sdk import WorkspaceClient
 from deltalake import DeltaTable
 
 from jobs.registry import build_order, discover
 from jobs.runtime import build_table
 from jobs.warehouse import Warehouse
-from scripts.runs import materialize_tables
+from resources.databricks_shared_run import SharedRun
+from resources.paths import PROJECT_DIR
+from scripts.runs import every_day, latest_run, materialize_tables
+from scripts.runs import materialize as cli_materialize
 from platform_assets.table_assets import table_key
 from resources.databricks_runner import DatabricksCompute
 from resources.job_package import build_job_package
@@ -27,6 +35,8 @@ from scripts.setup_local import link_instance_config
 
 TOKEN = "dapi-emulator-0123456789abcdef"
 ORDERS = table_key("main", "bronze.orders")
+TASKS = ["bronze__orders", "bronze__lineitem", "bronze__customers", "silver__order_lines",
+         "gold__daily_nation_revenue"]
 
 
 @pytest.fixture(scope="module")
@@ -81,68 +91,138 @@ def uploads_of(workspace, name: str) -> int:
 class GraphRun:
     result: dg.ExecuteInProcessResult
     runs_started: int
-    submit_calls: int
+    run_now_calls: int
+    cluster_starts: int
+
+    @property
+    def databricks_run(self) -> int:
+        return shared_run_of(self.result.dagster_run).run_id
+
+
+def shared_run_of(run: dg.DagsterRun) -> SharedRun:
+    return SharedRun.from_tags(run.tags)
+
+
+def new_runs(workspace, before: set) -> list:
+    return [workspace.runs[i] for i in sorted(set(workspace.runs) - before)]
 
 
 @pytest.fixture(scope="module")
 def graph_run(workspace, instance, credentials, warehouse, landing) -> GraphRun:
     """Every table materialized on the Databricks target, through a 503 on runs/get and a
-    429 on runs/submit answered after the run was already created."""
-    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, after_handling=True)
+    503 on run-now answered after the run had started."""
+    workspace.faults.http_error("POST", "/api/2.2/jobs/run-now", status=503, after_handling=True)
     workspace.faults.http_error("GET", "/api/2.2/jobs/runs/get", status=503)
     runs_before, requests_before = len(workspace.runs), len(workspace.requests)
+    starts_before = workspace.cluster_start_count
     result = materialize(instance, emulated_runner(warehouse, landing))
     assert result.success, _errors(instance, result.run_id)
     return GraphRun(
         result=result,
         runs_started=len(workspace.runs) - runs_before,
-        submit_calls=sum(
-            1 for r in workspace.requests[requests_before:] if r.path == "/api/2.2/jobs/runs/submit"
-        ),
+        run_now_calls=sum(1 for r in workspace.requests[requests_before:] if r.path == "/api/2.2/jobs/run-now"),
+        cluster_starts=workspace.cluster_start_count - starts_before,
     )
 
 
-def test_every_table_becomes_one_databricks_run_with_the_local_targets_contents(
-    graph_run, warehouse, landing, spark, tmp_path
-):
-    # The submit whose answer was lost was sent again with its idempotency token: no 6th run.
-    assert (graph_run.runs_started, graph_run.submit_calls) == (5, 6)
-
+@pytest.fixture(scope="module")
+def local_build(spark, landing, tmp_path_factory) -> Warehouse:
+    """Every table built by the local job code, in one session: what the Databricks target must equal."""
     declarations = discover()
-    tables = declarations.tables
-    local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "local"),
+    local = Warehouse(catalog="main", landing_root=landing, root=str(tmp_path_factory.mktemp("local")),
                       external=frozenset(declarations.external))
-    for name in build_order(tables):
-        build_table(spark, local, tables[name], {}, write_id="local")
+    for name in build_order(declarations.tables):
+        build_table(spark, local, declarations.tables[name], {}, write_id="local")
+    return local
+
+
+def assert_same_contents(warehouse: Path, local: Warehouse, names) -> None:
+    for name in names:
         on_databricks = DeltaTable(str(warehouse / "main" / Path(*name.split(".")))).to_pyarrow_table()
         locally = DeltaTable(local.location(name)).to_pyarrow_table()
         assert on_databricks.schema == locally.schema, name
         assert sorted(on_databricks.to_pylist(), key=str) == sorted(locally.to_pylist(), key=str), name
 
 
+def test_the_whole_graph_is_one_databricks_run_of_five_tasks_on_one_cluster(
+    graph_run, workspace, warehouse, local_build
+):
+    # The run-now whose answer was lost was sent again with its idempotency token: one run.
+    assert (graph_run.runs_started, graph_run.run_now_calls) == (1, 2)
+    assert graph_run.cluster_starts == 1
+    run = workspace.runs[graph_run.databricks_run]
+    assert run.run_type == "JOB_RUN"
+    assert sorted(t.task_key for t in run.tasks) == sorted(TASKS)
+    assert {t.result_state for t in run.tasks} == {"SUCCESS"}
+    assert_same_contents(warehouse, local_build, discover().tables)
+
+
+def test_the_platform_manages_one_job_named_after_the_code_location(graph_run, workspace, credentials):
+    client = WorkspaceClient(host=workspace.host, token=TOKEN)
+    (job,) = client.jobs.list(name="dagster platform_assets.definitions", expand_tasks=True)
+    settings = job.settings
+    assert [c.job_cluster_key for c in settings.job_clusters] == ["cluster_1"]
+    by_key = {t.task_key: t for t in settings.tasks}
+    assert {t.job_cluster_key for t in by_key.values()} == {"cluster_1"}
+    assert sorted(d.task_key for d in by_key["silver__order_lines"].depends_on) == [
+        "bronze__customers", "bronze__lineitem", "bronze__orders"]
+    assert [d.task_key for d in by_key["gold__daily_nation_revenue"].depends_on] == ["silver__order_lines"]
+
+
+def test_a_changed_compute_resets_the_same_job(graph_run, workspace, instance, warehouse, landing):
+    client = WorkspaceClient(host=workspace.host, token=TOKEN)
+    (before,) = client.jobs.list(name="dagster platform_assets.definitions")
+    runner = emulated_runner(warehouse, landing, compute_by_table={
+        "silver.order_lines": DatabricksCompute(num_workers=4)})
+
+    assert materialize(instance, runner, selection=[ORDERS]).success
+
+    (after,) = client.jobs.list(name="dagster platform_assets.definitions", expand_tasks=True)
+    assert after.job_id == before.job_id
+    by_key = {t.task_key: t for t in after.settings.tasks}
+    assert by_key["silver__order_lines"].job_cluster_key != by_key["bronze__orders"].job_cluster_key
+    assert len(after.settings.job_clusters) == 2
+
+
 def test_materializations_carry_the_run_id_url_and_the_same_metadata_as_locally(graph_run):
     for event in graph_run.result.get_asset_materialization_events():
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        assert metadata["Databricks Job Run ID"].isdigit()
+        assert metadata["Databricks Job Run ID"] == str(graph_run.databricks_run)
         assert "/run/" in metadata["Databricks Job Run URL"]
         assert metadata["ran_on"].startswith("Databricks")
         assert {"delta_version", "dagster/row_count", "input_versions", "dagster/column_schema",
                 "files_written", "bytes_written", "build_seconds"} <= set(metadata)
 
 
-def test_the_jobs_stdout_reaches_the_dagster_logs(workspace, instance, credentials, warehouse, landing, capfd):
+def test_downstream_tasks_read_the_versions_their_upstream_tasks_wrote_in_the_run(graph_run):
+    materializations = {event.asset_key: event.materialization
+                        for event in graph_run.result.get_asset_materialization_events()}
+    silver = materializations[table_key("main", "silver.order_lines")].metadata
+    for name in ("bronze.orders", "bronze.lineitem", "bronze.customers"):
+        written = materializations[table_key("main", name)].metadata["delta_version"].value
+        assert silver["input_versions"].value[f"main.{name}"] == written
+
+
+def test_a_one_table_selection_runs_only_that_task_and_its_output_reaches_the_logs(
+    graph_run, workspace, instance, warehouse, landing, capfd
+):
+    before, starts_before = set(workspace.runs), workspace.cluster_start_count
+
     result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
 
-    assert result.success
+    assert result.success, _errors(instance, result.run_id)
+    (run,) = new_runs(workspace, before)
+    assert [t.task_key for t in run.tasks] == ["bronze__orders"]
+    assert workspace.cluster_start_count - starts_before == 1
     assert "main.bronze.orders: building on Spark 4.2.0, inputs pinned at {}" in capfd.readouterr().out
 
 
 def test_an_unchanged_job_package_is_not_uploaded_again(graph_run, workspace, instance, warehouse, landing):
     wheel_name = build_job_package().wheel.name
-    assert uploads_of(workspace, wheel_name) == 1
+    uploads = uploads_of(workspace, wheel_name)
 
     assert materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS]).success
-    assert uploads_of(workspace, wheel_name) == 1
+    assert uploads_of(workspace, wheel_name) == uploads == 1
 
 
 def test_a_failed_databricks_run_fails_the_asset_with_its_state_message(
@@ -158,54 +238,93 @@ def test_a_failed_databricks_run_fails_the_asset_with_its_state_message(
     assert DeltaTable(str(warehouse / "main/bronze/orders")).version() == version_before
 
 
-def test_terminating_the_dagster_run_cancels_the_databricks_run_and_fails_the_step(
+def test_reexecuting_a_run_whose_silver_task_failed_repairs_the_same_databricks_run(
+    graph_run, workspace, instance, credentials, warehouse, landing, local_build, tmp_path
+):
+    """Through the CLI, as a user runs it: the whole graph, silver's task fails, and
+    `scripts.reexecute` reruns silver and gold inside the same Databricks run."""
+    env = cli_env(instance, warehouse, landing, tmp_path)
+    bronze_versions = {t: DeltaTable(str(warehouse / "main/bronze" / t)).version()
+                       for t in ("orders", "lineitem", "customers")}
+    workspace.faults.next_task_fails("silver__order_lines", "Injected: executor lost")
+
+    assert cli_materialize("*", env=env, partitions=every_day()).returncode != 0
+    failed = latest_run(instance)
+    shared = shared_run_of(failed)
+    run = workspace.runs[shared.run_id]
+    assert {t.task_key: t.result_state for t in run.latest_tasks()} == {
+        **{f"bronze__{t}": "SUCCESS" for t in ("orders", "lineitem", "customers")},
+        "silver__order_lines": "FAILED", "gold__daily_nation_revenue": "UPSTREAM_FAILED"}
+    assert set(_materialized(instance, failed.run_id)) == {f"main.bronze.{t}" for t in ("orders", "lineitem", "customers")}
+    starts_before = workspace.cluster_start_count
+
+    rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
+                           cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
+
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    reexecution = latest_run(instance)
+    assert shared_run_of(reexecution).run_id == shared.run_id
+    assert set(_materialized(instance, reexecution.run_id)) == {"main.silver.order_lines", "main.gold.daily_nation_revenue"}
+    attempts = Counter(t.task_key for t in run.tasks)
+    assert attempts == {"bronze__orders": 1, "bronze__lineitem": 1, "bronze__customers": 1,
+                        "silver__order_lines": 2, "gold__daily_nation_revenue": 2}
+    assert run.result_state == "SUCCESS" and workspace.cluster_start_count - starts_before == 1
+    # Bronze was not rebuilt: one new version each, from the failed run's first pass.
+    assert {t: DeltaTable(str(warehouse / "main/bronze" / t)).version() for t in bronze_versions} == {
+        t: v + 1 for t, v in bronze_versions.items()}
+    assert_same_contents(warehouse, local_build, ["silver.order_lines", "gold.daily_nation_revenue"])
+
+
+def test_terminating_the_dagster_run_cancels_every_task_of_the_databricks_run(
     graph_run, workspace, instance, warehouse, landing
 ):
     workspace.faults.next_run_hangs()
-    runs_before = set(workspace.runs)
+    before = set(workspace.runs)
 
     def interrupt_once_running():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            new = [workspace.runs[i] for i in set(workspace.runs) - runs_before]
-            if new and new[0].life_cycle_state == "RUNNING":
+            started = new_runs(workspace, before)
+            if started and started[0].life_cycle_state == "RUNNING":
                 os.kill(os.getpid(), signal.SIGINT)  # what a Dagster termination does to a step
                 return
             time.sleep(0.1)
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
-    result = materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS])
+    result = materialize(instance, emulated_runner(warehouse, landing))
 
     assert not result.success
-    (run_id,) = set(workspace.runs) - runs_before
-    assert workspace.runs[run_id].result_state == "CANCELED"
-    assert f"Databricks run {run_id} was cancelled" in _errors(instance, result.run_id)
+    (run,) = new_runs(workspace, before)
+    run.wait(timeout=30)
+    assert run.result_state == "CANCELED"
+    assert len(run.tasks) == 5 and {t.result_state for t in run.tasks} == {"CANCELED"}
+    assert f"Databricks run {run.run_id} was cancelled" in _errors(instance, result.run_id)
 
 
-def test_an_existing_cluster_gets_the_pipes_bootstrap_as_arguments_and_dbfs_libraries(
+def test_an_existing_cluster_runs_every_task_and_starts_none(
     graph_run, workspace, instance, warehouse, landing
 ):
     runner = emulated_runner(
-        warehouse, landing,
-        artifacts_dir="dbfs:/FileStore/platform/jobs",
-        compute_by_table={"bronze.orders": DatabricksCompute(existing_cluster_id="0101-shared-cluster")},
+        warehouse, landing, artifacts_dir="dbfs:/FileStore/platform/jobs",
+        compute=DatabricksCompute(existing_cluster_id="0101-shared-cluster"),
     )
-    runs_before = set(workspace.runs)
+    before, starts_before = set(workspace.runs), workspace.cluster_start_count
 
     result = materialize(instance, runner, selection=[ORDERS])
 
     assert result.success, _errors(instance, result.run_id)
-    (run_id,) = set(workspace.runs) - runs_before
-    task = workspace.runs[run_id].submitted["tasks"][0]
-    assert task["existing_cluster_id"] == "0101-shared-cluster" and "new_cluster" not in task
-    assert "--dagster-pipes-context" in task["spark_python_task"]["parameters"]
+    (run,) = new_runs(workspace, before)
+    assert workspace.cluster_start_count == starts_before
+    tasks = run.submitted["tasks"]
+    assert {t["existing_cluster_id"] for t in tasks} == {"0101-shared-cluster"}
+    assert not run.submitted.get("job_clusters")
     wheel = build_job_package().wheel.name
-    assert task["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
+    assert tasks[0]["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
     shipped = sorted(p.name for p in (workspace.dbfs_root / "FileStore/platform/jobs").iterdir())
     assert shipped == sorted([wheel, build_job_package().launcher.name])  # no staging copies left
 
 
-def test_serverless_ships_the_package_and_pipes_files_through_a_volume(
+def test_serverless_runs_the_tasks_on_its_environment_with_pipes_files_on_a_volume(
     graph_run, workspace, instance, warehouse, landing
 ):
     runner = emulated_runner(
@@ -214,18 +333,33 @@ def test_serverless_ships_the_package_and_pipes_files_through_a_volume(
         artifacts_dir="/Volumes/main/platform/artifacts",
         pipes_volume="/Volumes/main/platform/pipes",
     )
-    runs_before = set(workspace.runs)
+    before = set(workspace.runs)
 
     result = materialize(instance, runner, selection=[ORDERS])
 
     assert result.success, _errors(instance, result.run_id)
-    (run_id,) = set(workspace.runs) - runs_before
-    submitted = workspace.runs[run_id].submitted
-    assert submitted["tasks"][0]["environment_key"] == "platform"
-    (environment,) = submitted["environments"]
+    (run,) = new_runs(workspace, before)
+    assert {t["environment_key"] for t in run.submitted["tasks"]} == {"platform"}
+    (environment,) = run.submitted["environments"]
     assert environment["spec"]["dependencies"] == [
         f"/Volumes/main/platform/artifacts/{build_job_package().wheel.name}"
     ]
+    assert (workspace.volumes_root / "main/platform/pipes/shared_runs" / str(run.run_id)).is_dir()
+
+
+def test_run_per_table_keeps_one_submitted_run_with_its_own_cluster_per_table(
+    graph_run, workspace, instance, warehouse, landing
+):
+    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/submit", status=429, after_handling=True)
+    before, requests_before = set(workspace.runs), len(workspace.requests)
+
+    result = materialize(instance, emulated_runner(warehouse, landing, run_per_table=True), selection=[ORDERS])
+
+    assert result.success, _errors(instance, result.run_id)
+    # The submit whose answer was lost was sent again with its idempotency token: one run.
+    (run,) = new_runs(workspace, before)
+    assert sum(1 for r in workspace.requests[requests_before:] if r.path == "/api/2.2/jobs/runs/submit") == 2
+    assert run.run_type == "SUBMIT_RUN" and "new_cluster" in run.submitted["tasks"][0]
 
 
 def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance):
@@ -235,6 +369,19 @@ def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance
         stored.extend(repr(entry) for entry in instance.all_logs(run.run_id))
     assert stored and not any(TOKEN in text for text in stored)
     assert workspace.requests_containing(TOKEN) == []
+
+
+def cli_env(instance: dg.DagsterInstance, warehouse: Path, landing: str, tmp_path: Path) -> dict:
+    """The environment of a CLI run on the Databricks target against the emulator, in `instance`."""
+    settings = tmp_path / "databricks.yaml"
+    settings.write_text(f"landing_dir: {landing}\nwarehouse_dir: {warehouse}\npoll_interval_seconds: 0.2\n")
+    return {**os.environ, "DAGSTER_HOME": instance.root_directory, "PLATFORM_TARGET": "databricks",
+            "PLATFORM_DATABRICKS_CONFIG": str(settings)}
+
+
+def _materialized(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return sorted({e.asset_materialization.asset_key.to_user_string().replace("/", ".") for e in events})
 
 
 def _errors(instance: dg.DagsterInstance, run_id: str) -> str:
