@@ -6,6 +6,7 @@ task as a local process with the warm local Spark server as its cluster's Spark.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 from databricks.sdk import WorkspaceClient
 from deltalake import DeltaTable
@@ -273,6 +275,26 @@ def test_reexecuting_a_run_whose_silver_task_failed_repairs_the_same_databricks_
     assert {t: DeltaTable(str(warehouse / "main/bronze" / t)).version() for t in bronze_versions} == {
         t: v + 1 for t, v in bronze_versions.items()}
     assert_same_contents(warehouse, local_build, ["silver.order_lines", "gold.daily_nation_revenue"])
+
+
+def test_a_failed_blocking_check_ends_the_dependent_tasks_instead_of_leaving_them_waiting(
+    graph_run, workspace, instance, warehouse, landing, tmp_path
+):
+    no_orders = Path(shutil.copytree(landing, tmp_path / "landing"))
+    for path in (no_orders / "orders").glob("*.parquet"):
+        pq.write_table(pq.read_table(path).slice(0, 0), path)  # the blocking min_rows check fails
+    before = set(workspace.runs)
+
+    result = materialize(instance, emulated_runner(warehouse, str(no_orders)))
+
+    assert not result.success
+    (run,) = new_runs(workspace, before)
+    run.wait(timeout=60)  # the tasks' own wait for a context would be 30 minutes
+    ended = {t.task_key: t for t in run.latest_tasks()}
+    assert ended["bronze__orders"].result_state == "SUCCESS"  # its job ran; Dagster failed the check
+    assert ended["silver__order_lines"].result_state == "FAILED"
+    assert "blocking check(s) ['min_rows'] of main.bronze.orders failed" in ended["silver__order_lines"].state_message
+    assert ended["gold__daily_nation_revenue"].result_state == "UPSTREAM_FAILED"
 
 
 def test_terminating_the_dagster_run_cancels_every_task_of_the_databricks_run(
