@@ -285,7 +285,7 @@ def run_table(declarations: Declarations, started: float) -> None:
             location=warehouse.location(table.name),
             ran_on=f"{job.ran_on} {os.getpid()} on {socket.gethostname()}",
             # A task of a shared run may wait for its step before it can start.
-            session_seconds=session_ready - max(started, pipes_io.context_arrived or started),
+            session_seconds=session_ready - (pipes_io.context_arrived or started),
             build_seconds=time.monotonic() - session_ready,
             check_seconds=build.check_seconds,
             landing_paths=build.landing_paths,

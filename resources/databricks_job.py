@@ -78,6 +78,8 @@ class JobSpec:
             }
             if "environment_key" not in fields:
                 task["libraries"] = self.libraries
+            if self.timeout_seconds:
+                task["timeout_seconds"] = self.timeout_seconds  # per table, as a run per table had
             tasks.append(task)
         settings = {
             "name": self.name,
@@ -92,8 +94,6 @@ class JobSpec:
         }
         if self.environments:
             settings["environments"] = self.environments
-        if self.timeout_seconds:
-            settings["timeout_seconds"] = self.timeout_seconds
         return settings
 
 

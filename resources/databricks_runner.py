@@ -21,8 +21,8 @@ from databricks.sdk.service import compute, jobs
 
 from jobs.contract import SparkTarget
 from jobs.registry import dependents, discover
-from resources.databricks_job import PIPES_ROOT_PARAMETER, JobSpec, ensure_job
-from resources.databricks_shared_run import abort_dependents, follow_task, run_tables, start_or_join
+from resources.databricks_job import PIPES_ROOT_PARAMETER, JobSpec, ensure_job, task_key
+from resources.databricks_shared_run import abort_tasks, follow_task, run_tables, start_or_join
 from resources.job_package import build_job_package, upload_if_absent
 from resources.runner import JobRequest, TableRunner
 
@@ -184,32 +184,33 @@ class DatabricksRunner(TableRunner):
 
     def _run_in_shared_run(self, context: dg.AssetExecutionContext, request: JobRequest,
                            workspace: WorkspaceClient, wheel: str, launcher: str) -> dg.MaterializeResult:
-        tables = discover().tables
+        tables, pipes_root = discover().tables, self._pipes_root()
         spec = JobSpec(
             name=self.job_name, tables=tables,
             compute={name: self._compute(name).task_fields() for name in tables},
             launcher=launcher, libraries=[{"whl": wheel}],
-            environments=self._environments(wheel, tables), pipes_root=self._pipes_root(),
+            environments=self._environments(wheel, tables), pipes_root=pipes_root,
             context_wait_seconds=self.context_wait_seconds, timeout_seconds=self.timeout_seconds,
         )
         job_id = ensure_job(workspace, spec)
-        shared = start_or_join(context, workspace, job_id, run_tables(context, request.catalog, tables),
-                               {PIPES_ROOT_PARAMETER: self._pipes_root()})
+        in_run = run_tables(context, request.catalog, tables)
+        shared = start_or_join(context, workspace, job_id, in_run, {PIPES_ROOT_PARAMETER: pipes_root})
         job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                  spark=SparkTarget(), ran_on="Databricks", conflict_retries=3)
-        downstream = dependents(tables, request.table)
+        # The tasks that wait on this step in this run: its own, and those Dagster will then skip.
+        waiting = [request.table, *dependents({t: tables[t] for t in in_run}, request.table)]
+        name = f"{request.catalog}.{request.table}"
         try:
-            materialization = follow_task(context, workspace, shared, request.table, self._pipes_root(),
+            materialization = follow_task(context, workspace, shared, request.table, pipes_root,
                                           job.to_extras(), self.poll_interval_seconds)
         except BaseException as error:
-            abort_dependents(context, workspace, shared, downstream, self._pipes_root(),
-                             f"the Dagster step of {request.catalog}.{request.table} failed: {error}")
+            abort_tasks(context, workspace, shared, waiting, pipes_root, f"the Dagster step of {name} failed: {error}")
             raise
         failed = [c.check_name for c in materialization.check_results or []
                   if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR]
         if failed:
-            abort_dependents(context, workspace, shared, downstream, self._pipes_root(),
-                             f"blocking check(s) {failed} of {request.catalog}.{request.table} failed")
+            abort_tasks(context, workspace, shared, waiting, pipes_root,
+                        f"blocking check(s) {failed} of {name} failed")
         return materialization
 
     def _compute(self, table: str) -> DatabricksCompute:
@@ -229,7 +230,7 @@ class DatabricksRunner(TableRunner):
         name, catalog = request.table, request.catalog
         compute_spec = self._compute(name)
         task = {
-            "task_key": name.replace(".", "__"),
+            "task_key": task_key(name),
             "spark_python_task": {"python_file": launcher},
             **compute_spec.task_fields(),
         }

@@ -28,6 +28,7 @@ from dagster_databricks import PipesDbfsMessageReader
 from dagster_databricks.pipes import PipesUnityCatalogVolumesMessageReader
 from dagster_pipes import PipesBlobStoreMessageWriter
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service import jobs
 
 from jobs.contract import TaskFolder
@@ -42,12 +43,15 @@ _ACTIVE = ("PENDING", "QUEUED", "BLOCKED", "RUNNING", "TERMINATING", "WAITING_FO
 
 def run_tables(context: dg.AssetExecutionContext, catalog: str, tables: dict) -> list[str]:
     """The tables whose steps this Dagster run executes (a re-execution: only those it reruns)."""
-    by_step = {"__".join(table_key(catalog, name).path): name for name in tables}
+    by_step = {table_key(catalog, name).to_python_identifier(): name for name in tables}
     steps = context.run.step_keys_to_execute
     if steps is None:
         selected = context.run.asset_selection
-        steps = by_step if selected is None else ["__".join(key.path) for key in selected]
-    return [by_step[step] for step in steps if step in by_step]
+        steps = by_step if selected is None else [key.to_python_identifier() for key in selected]
+    found = [by_step[step] for step in steps if step in by_step]
+    if not found:  # `only=[]` would run every task of the job
+        raise dg.Failure(f"run {context.run.run_id} selects none of the tables {sorted(tables)}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,17 @@ def _repair(context: dg.AssetExecutionContext, workspace: WorkspaceClient, paren
     if it has ended and holds every task asked for; None otherwise."""
     if parent is None:
         return None
-    run = workspace.jobs.get_run(parent.run_id, include_history=True)
+    try:
+        run = workspace.jobs.get_run(parent.run_id, include_history=True)
+    except DatabricksError as error:  # expired or deleted
+        context.log.info(f"Databricks run {parent.run_id} cannot be read ({error}): starting a new run")
+        return None
     if run.state.life_cycle_state.value in _ACTIVE or not set(keys) <= {t.task_key for t in run.tasks}:
         context.log.info(f"Databricks run {parent.run_id} cannot be repaired for {keys}: starting a new run")
         return None
-    repairs = [item.id for item in run.repair_history or [] if item.id is not None]
+    repairs = [item.id for item in run.repair_history or [] if item.type == jobs.RepairHistoryItemType.REPAIR]
     waiter = workspace.jobs.repair_run(
-        parent.run_id, rerun_tasks=keys, latest_repair_id=max(repairs) if repairs else None,
+        parent.run_id, rerun_tasks=keys, latest_repair_id=repairs[-1] if repairs else None,
         # A repair without them would run with the job's defaults.
         job_parameters=job_parameters,
     )
@@ -120,14 +128,12 @@ def follow_task(context: dg.AssetExecutionContext, workspace: WorkspaceClient, s
     reported. A task that fails fails the step; terminating the Dagster run cancels the
     Databricks run and every task in it."""
     key = task_key(table)
-    run = workspace.jobs.get_run(shared.run_id)
-    task = _latest_attempts(run).get(key)
-    if task is None:
-        raise dg.Failure(f"Databricks run {shared.run_id} has no task {key}: it was started without it")
-    folder = TaskFolder.of(pipes_root, shared.run_id, task.run_id)
-    context.log.info(f"following task {key} (task run {task.run_id}) of Databricks run {shared.run_id}")
-    channel = _TaskChannel(workspace, folder, poll_seconds)
     try:
+        run = workspace.jobs.get_run(shared.run_id, include_history=True)
+        task = _attempt(run, shared, key)
+        folder = TaskFolder.of(pipes_root, shared.run_id, task.run_id)
+        context.log.info(f"following task {key} (task run {task.run_id}) of Databricks run {shared.run_id}")
+        channel = _TaskChannel(workspace, folder, poll_seconds)
         with dg.open_pipes_session(context=context, context_injector=channel,
                                    message_reader=channel.reader(), extras=extras) as session:
             ended = _wait_until_done(workspace, shared.run_id, task.run_id, poll_seconds)
@@ -145,15 +151,34 @@ def follow_task(context: dg.AssetExecutionContext, workspace: WorkspaceClient, s
         "Databricks Job Run ID": str(shared.run_id),
         "Databricks Job Run URL": dg.MetadataValue.url(run.run_page_url or ""),
         "Databricks task": f"{key} (task run {task.run_id})",
-    }).get_materialize_result()
+    # A task that reported nothing built nothing: no materialization stands in for it.
+    }).get_materialize_result(implicit_materialization=False)
 
 
-def abort_dependents(context: dg.AssetExecutionContext, workspace: WorkspaceClient, shared: SharedRun,
-                     dependents: list[str], pipes_root: str, reason: str) -> None:
-    """Tell the tasks of `dependents` (tables) in the run that their context will never come:
-    Dagster will not run their steps. They end FAILED with `reason` instead of waiting (for
-    `context_wait_seconds`, if this cannot reach them)."""
-    keys = {task_key(t) for t in dependents}
+def _attempt(run: jobs.Run, shared: SharedRun, key: str) -> jobs.RunTask:
+    """The table's task attempt in this Dagster run's execution of the Databricks run: the
+    original run's, or the repair's (each repair gives the tasks it reruns new task run ids)."""
+    kind = jobs.RepairHistoryItemType.ORIGINAL if shared.repair_id is None else jobs.RepairHistoryItemType.REPAIR
+    ours = next((item for item in run.repair_history or []
+                 if item.type == kind and (shared.repair_id is None or item.id == shared.repair_id)), None)
+    candidates = [t for t in run.tasks or [] if t.task_key == key
+                  and (ours is None or t.run_id in (ours.task_run_ids or []))]
+    if not candidates:
+        raise dg.Failure(f"Databricks run {shared.run_id} has no task {key} for this Dagster run: "
+                         "it was started or repaired without it")
+    task = max(candidates, key=lambda t: t.attempt_number or 0)
+    if task.state.life_cycle_state.value not in _ACTIVE and task.state.result_state == jobs.RunResultState.SUCCESS:
+        raise dg.Failure(f"task {key} (task run {task.run_id}) of Databricks run {shared.run_id} "
+                         "already succeeded without this step: it is not this Dagster run's")
+    return task
+
+
+def abort_tasks(context: dg.AssetExecutionContext, workspace: WorkspaceClient, shared: SharedRun,
+                tables: list[str], pipes_root: str, reason: str) -> None:
+    """Tell the tasks of `tables` in the run that are still waiting that their context will
+    never come (their steps failed, or Dagster will not run them). They end FAILED with
+    `reason` instead of waiting `context_wait_seconds`."""
+    keys = {task_key(t) for t in tables}
     try:
         run = workspace.jobs.get_run(shared.run_id)
         for task in _latest_attempts(run).values():
@@ -188,6 +213,21 @@ def _put(workspace: WorkspaceClient, path: str, content: bytes) -> None:
         workspace.dbfs.put(path, contents=base64.b64encode(content).decode(), overwrite=True)
 
 
+def _remove(workspace: WorkspaceClient, folder: TaskFolder) -> None:
+    """Delete a task attempt's folder once its session is over (best effort: it is small)."""
+    try:
+        if folder.path.startswith("/Volumes/"):
+            for directory in (folder.messages, folder.path):
+                for entry in workspace.files.list_directory_contents(directory):
+                    if not entry.is_directory:
+                        workspace.files.delete(entry.path)
+                workspace.files.delete_directory(directory)
+        else:
+            workspace.dbfs.delete(folder.path, recursive=True)
+    except DatabricksError:
+        pass
+
+
 class _TaskChannel(dg.PipesContextInjector):
     """The task folder as a Pipes channel: the context file, and a message reader of the
     folder's `messages` (DBFS, or a volume for serverless)."""
@@ -198,7 +238,10 @@ class _TaskChannel(dg.PipesContextInjector):
     @contextmanager
     def inject_context(self, context_data) -> Iterator[dict]:
         _put(self.workspace, self.folder.context, json.dumps(context_data).encode())
-        yield {"path": self.folder.context}
+        try:
+            yield {"path": self.folder.context}
+        finally:
+            _remove(self.workspace, self.folder)
 
     def no_messages_debug_text(self) -> str:
         return f"the task reads its context from {self.folder.context}"

@@ -337,11 +337,11 @@ def test_an_existing_cluster_runs_every_task_and_starts_none(
     assert result.success, _errors(instance, result.run_id)
     (run,) = new_runs(workspace, before)
     assert workspace.cluster_start_count == starts_before
-    tasks = run.submitted["tasks"]
-    assert {t["existing_cluster_id"] for t in tasks} == {"0101-shared-cluster"}
-    assert not run.submitted.get("job_clusters")
+    (task,) = run.tasks
+    assert task.spec["existing_cluster_id"] == "0101-shared-cluster" and "job_cluster_key" not in task.spec
+    assert not run.submitted.get("job_clusters")  # the job's settings: no job cluster at all
     wheel = build_job_package().wheel.name
-    assert tasks[0]["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
+    assert task.spec["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
     shipped = sorted(p.name for p in (workspace.dbfs_root / "FileStore/platform/jobs").iterdir())
     assert shipped == sorted([wheel, build_job_package().launcher.name])  # no staging copies left
 
@@ -355,18 +355,20 @@ def test_serverless_runs_the_tasks_on_its_environment_with_pipes_files_on_a_volu
         artifacts_dir="/Volumes/main/platform/artifacts",
         pipes_volume="/Volumes/main/platform/pipes",
     )
-    before = set(workspace.runs)
+    before, starts_before = set(workspace.runs), workspace.cluster_start_count
 
     result = materialize(instance, runner, selection=[ORDERS])
 
     assert result.success, _errors(instance, result.run_id)
     (run,) = new_runs(workspace, before)
-    assert {t["environment_key"] for t in run.submitted["tasks"]} == {"platform"}
+    (task,) = run.tasks
+    assert task.spec["environment_key"] == "platform" and workspace.cluster_start_count == starts_before
     (environment,) = run.submitted["environments"]
     assert environment["spec"]["dependencies"] == [
         f"/Volumes/main/platform/artifacts/{build_job_package().wheel.name}"
     ]
-    assert (workspace.volumes_root / "main/platform/pipes/shared_runs" / str(run.run_id)).is_dir()
+    folder = f"/api/2.0/fs/files/Volumes/main/platform/pipes/shared_runs/{run.run_id}/{task.run_id}/"
+    assert [r.method for r in workspace.requests if r.path == folder + "context.json"] == ["PUT", "DELETE"]
 
 
 def test_run_per_table_keeps_one_submitted_run_with_its_own_cluster_per_table(
