@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .errors import bad_request
 from .runs import now_ms
-from .task_specs import non_negative_int, validate_job_clusters, validate_tasks
+from .task_specs import non_negative_int, unique_keys, validate_job_clusters, validate_tasks
 
 MAX_TASKS = 1000
 MAX_TAGS = 25
@@ -146,14 +146,7 @@ def _environments(environments) -> list:
         return []
     if not isinstance(environments, list):
         raise bad_request("environments must be a list.")
-    keys = set()
-    for environment in environments:
-        key = environment.get("environment_key") if isinstance(environment, dict) else None
-        if not isinstance(key, str) or not key:
-            raise bad_request("Every environment needs an environment_key.")
-        if key in keys:
-            raise bad_request(f"Duplicate environment_key {key}.")
-        keys.add(key)
+    unique_keys(environments, "environment_key", "environment")
     return environments
 
 

@@ -21,16 +21,25 @@ def validate_tasks(tasks, *, environments, clusters, job_clusters: dict | None) 
     if not isinstance(tasks, list) or not tasks:
         raise bad_request("tasks is required and must be a non-empty list.")
     environment_keys = {e.get("environment_key") for e in environments or [] if isinstance(e, dict)}
-    keys = set()
+    unique_keys(tasks, "task_key", "task")
     for task in tasks:
-        key = task.get("task_key") if isinstance(task, dict) else None
-        if not isinstance(key, str) or not key:
-            raise bad_request("Every task needs a task_key.")
-        if key in keys:
-            raise bad_request(f"Duplicate task_key {key}.")
-        keys.add(key)
         _validate_task(task, environment_keys, clusters, job_clusters)
     return in_dependency_order(tasks)
+
+
+def unique_keys(entries: list, field: str, noun: str) -> list[str]:
+    """The `field` of each dict in `entries`, refusing a missing or repeated one as Databricks
+    does ("Every task needs a task_key.", "Duplicate task_key x.")."""
+    keys: list[str] = []
+    for entry in entries:
+        key = entry.get(field) if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key:
+            article = "an" if field[0] in "aeiou" else "a"
+            raise bad_request(f"Every {noun} needs {article} {field}.")
+        if key in keys:
+            raise bad_request(f"Duplicate {field} {key}.")
+        keys.append(key)
+    return keys
 
 
 def validate_job_clusters(job_clusters) -> dict[str, dict]:
@@ -39,17 +48,11 @@ def validate_job_clusters(job_clusters) -> dict[str, dict]:
         return {}
     if not isinstance(job_clusters, list):
         raise bad_request("job_clusters must be a list.")
-    by_key = {}
-    for entry in job_clusters:
-        key = entry.get("job_cluster_key") if isinstance(entry, dict) else None
-        if not isinstance(key, str) or not key:
-            raise bad_request("Every job cluster needs a job_cluster_key.")
-        if key in by_key:
-            raise bad_request(f"Duplicate job_cluster_key {key}.")
+    by_key = dict(zip(unique_keys(job_clusters, "job_cluster_key", "job cluster"), job_clusters))
+    for key, entry in by_key.items():
         if not isinstance(entry.get("new_cluster"), dict):
             raise bad_request(f"Job cluster {key}: new_cluster is required.")
         validate_new_cluster(f"Job cluster {key}", entry["new_cluster"])
-        by_key[key] = entry
     return by_key
 
 
