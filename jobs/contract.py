@@ -17,6 +17,9 @@ from typing import Any
 # RETRYABLE_MARKER first, which a Databricks run's state message carries): running it again is safe.
 RETRYABLE_EXIT_CODE = 75
 RETRYABLE_MARKER = "RETRYABLE"
+# `python -m jobs.entrypoint --wait-for-job [SPARK_URL]`: a local job process started before its
+# job reads the job's Pipes bootstrap from stdin (see jobs/entrypoint.py).
+WAIT_FOR_JOB_FLAG = "--wait-for-job"
 
 _EXTRAS_KEY = "job"
 

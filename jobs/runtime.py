@@ -294,6 +294,10 @@ def run_table(declarations: Declarations, started: float) -> None:
         )
         pipes.report_asset_materialization(metadata=report.to_metadata(), data_version=str(report.delta_version))
         _report_checks(pipes, build.checks)
+        if job.spark.remote:
+            # Frees the session's state on the shared server now, not at its idle timeout: a
+            # server holding every finished job's session slows down as its heap fills.
+            spark.stop()
 
 
 def _report_checks(pipes: PipesContext, outcomes: list[CheckOutcome]) -> None:

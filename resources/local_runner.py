@@ -6,27 +6,32 @@ from contextlib import contextmanager
 from typing import Literal
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from jobs.contract import SparkTarget
+from resources.job_processes import JobProcesses, SparkServerIdentity
 from resources.local_spark import local_spark_conf
-from resources.paths import PROJECT_DIR, landing_dir, warehouse_dir
+from resources.paths import landing_dir, warehouse_dir
 from resources.runner import JobRequest, TableRunner
 from resources.spark_server import LocalSparkServer
 
 
 class LocalSparkRunner(TableRunner):
-    """Runs `python -m jobs.entrypoint` through `PipesSubprocessClient`.
+    """Runs each job as a `python -m jobs.entrypoint` process in a Dagster Pipes session
+    (resources/job_processes.py).
 
     Each job is a process of its own (a failure stays in it), with a Spark session on the
     machine's warm Spark Connect server (`spark_mode="server"`, the default), or, with
     `spark_mode="process"`, in a Spark of its own that it starts and stops (one JVM per job,
-    with the server's thread and memory settings).
+    with the server's thread and memory settings). When a run's steps execute one after
+    another in the run's process, the next job's process is started while a job runs.
     """
 
     warehouse_dir: str
     landing_dir: str
     spark: LocalSparkServer
     spark_mode: Literal["server", "process"] = "server"
+    _processes: JobProcesses | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls) -> "LocalSparkRunner":
@@ -37,16 +42,20 @@ class LocalSparkRunner(TableRunner):
                    spark=LocalSparkServer.from_env(), spark_mode=mode)
 
     def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
-        with self._spark_target() as spark:
+        if self._processes is None:
+            # For a job's own Spark: SPARK_LOCAL_IP keeps it from resolving the host name to
+            # pick an address, PYSPARK_PYTHON runs its Python UDFs with this environment's Python.
+            self._processes = JobProcesses(env={"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
+        processes = self._processes
+        with self._spark_target() as (spark, server):
             job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                      spark=spark, ran_on="local process")
-            # For a job's own Spark: SPARK_LOCAL_IP keeps it from resolving the host name to pick
-            # an address, PYSPARK_PYTHON runs its Python UDFs with this environment's Python.
-            env = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
-            client = dg.PipesSubprocessClient(cwd=str(PROJECT_DIR), env=env)
-            return client.run(
-                command=[sys.executable, "-m", "jobs.entrypoint"], context=context, extras=job.to_extras(),
-            ).get_materialize_result()
+            more = _more_jobs_here(context, jobs_run=processes.started + 1)
+            return processes.run(context, job.to_extras(), server, start_spare=more).get_materialize_result()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._processes is not None:
+            self._processes.close()
 
     def jobs_at_once(self) -> int:
         # The jobs share the server's few cores: on 2 cores, two at once took as long as one
@@ -55,11 +64,21 @@ class LocalSparkRunner(TableRunner):
         return 1
 
     @contextmanager
-    def _spark_target(self) -> Iterator[SparkTarget]:
+    def _spark_target(self) -> Iterator[tuple[SparkTarget, SparkServerIdentity]]:
         if self.spark_mode == "process":
-            yield SparkTarget(conf=local_spark_conf(self.spark.threads, self.spark.memory,
-                                                    self.spark.shuffle_partitions))
+            yield (SparkTarget(conf=local_spark_conf(self.spark.threads, self.spark.memory,
+                                                     self.spark.shuffle_partitions)),
+                   SparkServerIdentity(url=None, pid=None))
             return
         # The lease keeps an idle-stop setting from stopping the server under a running job.
         with self.spark.lease() as url:
-            yield SparkTarget(remote=url)
+            status = self.spark.status()
+            yield SparkTarget(remote=url), SparkServerIdentity(url=url, pid=status.jvm_pid if status else None)
+
+
+def _more_jobs_here(context: dg.AssetExecutionContext, jobs_run: int) -> bool:
+    """Whether this process runs more of the run's table jobs after `jobs_run` of them: only
+    when steps execute one after another in the run's process."""
+    selected = context.run.asset_selection
+    return context.job_def.executor_def.name == dg.in_process_executor.name and (
+        selected is not None and jobs_run < len(selected))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -207,6 +208,19 @@ def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tm
     # lineitem declares FailOnBadRows: the job names the table, the count and a bad value.
     assert f"main.bronze.lineitem: {landed.num_rows} bad rows" in errors
     assert "l_shipdate 'not-a-date' is not a date" in errors and "jobs/runtime.py" in errors
+
+
+def test_each_job_of_a_run_in_one_process_has_its_own_process_and_none_outlives_the_run(platform):
+    bronze = [key(f"main.bronze.{t}") for t in ("orders", "lineitem", "customers")]
+
+    result = platform.materialize(dg.AssetSelection.assets(*bronze))
+
+    assert result.success
+    # The runner starts each next job's process while a job runs (resources/job_processes.py).
+    ran_on = [e.materialization.metadata["ran_on"].value for e in result.get_asset_materialization_events()]
+    assert len(ran_on) == 3 and len({place.split()[2] for place in ran_on}) == 3
+    left = [p for p in psutil.Process().children(recursive=True) if "--wait-for-job" in p.cmdline()]
+    assert left == []
 
 
 def test_missing_landing_files_fail_with_the_path(platform, tmp_path):
