@@ -3,13 +3,18 @@
 from jobs.spark import DataFrame, F
 from jobs.table import REJECT_COLUMN
 
+# The columns that record, in each row an IngestNewFiles table ingested, the landing file it
+# came from (jobs/landing_files.py adds them when it reads the files).
+SOURCE_COLUMNS = {"_source_file": "string", "_source_size": "bigint", "_source_modified_us": "bigint"}
+
 
 def select_typed(df: DataFrame, columns: dict[str, str], keys: tuple[str, ...] = ()) -> DataFrame:
     """Select exactly `columns`, each cast to its declared Spark SQL type, and mark bad rows.
 
     A row is bad when a `keys` column is null or a value does not parse as its type; its
     REJECT_COLUMN holds the reasons (null on good rows), and the table's `bad_rows` policy
-    decides what happens to it. A missing column fails with its name.
+    decides what happens to it. A missing column fails with its name. SOURCE_COLUMNS, when the
+    input has them, pass through as they are.
     """
     missing = [name for name in columns if name not in df.columns]
     if missing:
@@ -24,5 +29,6 @@ def select_typed(df: DataFrame, columns: dict[str, str], keys: tuple[str, ...] =
     reason = F.concat_ws("; ", *reasons)
     return df.select(
         *[value.alias(name) for name, value in typed.items()],
+        *[name for name in SOURCE_COLUMNS if name in df.columns],
         F.when(reason != "", reason).alias(REJECT_COLUMN),
     )

@@ -129,6 +129,9 @@ class BuildReport:
     rejected_rows: int | None = None  # None: the transform marks no rows
     # Set when a blocking check failed: the version the build wrote and then took back.
     undone_version: int | None = None
+    # For a table that ingests landing files: per daily table reading it, the days its new rows
+    # touch (None: every day); {} when it ingested nothing. None for other tables: every day.
+    touched_days: dict[str, list[DayRange] | None] | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """Pipes metadata (raw values with their Dagster metadata types)."""
@@ -155,6 +158,8 @@ class BuildReport:
             metadata["rejected_rows"] = self.rejected_rows
         if self.undone_version is not None:
             metadata["undone_version"] = self.undone_version
+        if self.touched_days is not None:
+            metadata[TOUCHED_DAYS_KEY] = {"raw_value": touched_days_json(self.touched_days), "type": "json"}
         return metadata
 
     @classmethod
@@ -179,4 +184,23 @@ class BuildReport:
             landing_paths=dict(values.get("landing_paths") or {}),
             rejected_rows=values.get("rejected_rows"),
             undone_version=values.get("undone_version"),
+            touched_days=touched_days_from_json(values.get(TOUCHED_DAYS_KEY)),
         )
+
+
+# The materialization metadata key of BuildReport.touched_days, which automation reads.
+TOUCHED_DAYS_KEY = "touched_days"
+
+
+def touched_days_json(touched: dict[str, list[DayRange] | None]) -> dict[str, list[list[str]] | None]:
+    """{table: [[start, end], ...] or None}: JSON for the metadata."""
+    return {table: None if ranges is None else [[r.start, r.end] for r in ranges]
+            for table, ranges in touched.items()}
+
+
+def touched_days_from_json(value: Mapping[str, Any] | None) -> dict[str, list[DayRange] | None] | None:
+    """BuildReport.touched_days from its metadata JSON (None when absent)."""
+    if value is None:
+        return None
+    return {table: None if ranges is None else [DayRange(start, end) for start, end in ranges]
+            for table, ranges in value.items()}

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from jobs.checks import SchemaContract
-from jobs.table import ExternalTable, Merge, Overwrite, Quarantine, Table
+from jobs.table import ExternalTable, IngestNewFiles, Merge, Overwrite, Quarantine, Table
 
 TABLES_PACKAGE = "jobs.tables"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -100,6 +100,13 @@ def validate(declarations: Declarations) -> None:
             raise DeclarationError(f"{where}: Merge needs at least one key column")
         if table.partitions is not None and not isinstance(table.write, Overwrite):
             raise DeclarationError(f"{where}: a partitioned table is written with Overwrite (of its days)")
+        if isinstance(table.write, IngestNewFiles) and not table.landing_datasets:
+            raise DeclarationError(f"{where}: IngestNewFiles needs a LandingFiles input")
+        for param in table.days_touched:
+            if table.partitions is None:
+                raise DeclarationError(f"{where}: days_touched is for a table with daily partitions")
+            if not isinstance(table.inputs.get(param), str):
+                raise DeclarationError(f"{where}: days_touched names '{param}', which is not an input table")
         check_names = [check.name for check in table.checks]
         if len(set(check_names)) != len(check_names):
             raise DeclarationError(f"{where}: two checks have the same name ({check_names})")

@@ -8,6 +8,7 @@ session that gives the job its parameters and carries its report back.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -27,11 +28,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.checks import CheckOutcome, SchemaContract, evaluate_checks, schema_differences
-from jobs.contract import RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, JobParameters, SparkTarget
+from jobs.contract import (
+    RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, DayRange, JobParameters, SparkTarget,
+)
 from jobs import pipes_io
 from jobs.registry import Declarations
-from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, LandingFiles, Table
-from jobs.warehouse import Commit, Days, Warehouse, WriteTxn
+from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
+from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Quarantine, Table
+from jobs.warehouse import Commit, CommitNotFound, Days, Warehouse, WriteTxn
 
 # Delta's write conflicts: another writer committed first, and running the job again is safe.
 WRITE_CONFLICTS = (
@@ -58,6 +62,9 @@ class TableBuild:
     # Set when a blocking check failed: the version written, which the table no longer shows
     # (`commit` is then the one that gave the table its previous contents back).
     undone_version: int | None = None
+    # For an IngestNewFiles table: the days of each daily table reading it that the new rows
+    # touch (None: every day); {} when nothing was ingested. None for other tables.
+    touched_days: dict[str, list[DayRange] | None] | None = None
 
 
 class BuildFailed(Exception):
@@ -101,9 +108,20 @@ def _build(
     write_id: str, declarations: Declarations | None, days: Days | None,
 ) -> TableBuild:
     name = warehouse.full_name(table.name)
-    frames, versions, landing = _read_inputs(spark, warehouse, table, pinned_versions, declarations, days)
-    result = table.transform(**frames)
     txn = WriteTxn(f"{name} {write_id}")
+    new_landing = None
+    if isinstance(table.write, IngestNewFiles):
+        read_version = warehouse.current_version(spark, table.name)
+        new_landing = _new_landing_files(spark, warehouse, table, read_version)
+        if not any(new_landing.values()):
+            return _unchanged(spark, warehouse, table, read_version, declarations)
+        # One ingestion at a time: a concurrent one that read the same version carries the
+        # same transaction, so Delta skips or refuses the second (never a file twice).
+        txn = WriteTxn(f"{name} landing files", version=read_version + 1 if read_version is not None else 0,
+                       label=txn.tag)
+    frames, versions, landing = _read_inputs(spark, warehouse, table, pinned_versions, declarations, days,
+                                             new_landing)
+    result = table.transform(**frames)
     rejected_rows = None
     if REJECT_COLUMN in result.columns:
         rejected = result.where(F.col(REJECT_COLUMN).isNotNull())
@@ -122,6 +140,12 @@ def _build(
         if _BAD_ROW not in str(error):
             raise
         raise _bad_rows_failure(name, rejected) from None
+    except CommitNotFound:
+        if new_landing is None:
+            raise
+        # Delta skipped the append: another job's ingestion had committed the same transaction.
+        raise WriteConflict(f"{name}: another job ingested from the same version first; "
+                            "the job can run again and finds what is still new") from None
 
     written = _written(spark, warehouse, table.name, commit.version, days)
     checking = time.monotonic()
@@ -138,6 +162,9 @@ def _build(
         commit = warehouse.undo(spark, table.name, commit.read_version, days, tag=f"{txn.tag} undo")
         written = _written(spark, warehouse, table.name, commit.version, days)
         row_count = written.count()
+    touched = None
+    if new_landing is not None and undone is None:
+        touched = _days_touched(spark, warehouse, table, declarations, warehouse.change_feed(spark, table.name, commit.version))
     return TableBuild(
         commit=commit,
         row_count=row_count,
@@ -148,20 +175,89 @@ def _build(
         check_seconds=check_seconds,
         rejected_rows=rejected_rows,
         undone_version=undone,
+        touched_days=touched,
     )
+
+
+def _new_landing_files(spark: SparkSession, warehouse: Warehouse, table: Table,
+                       read_version: int | None) -> dict[str, list[LandingFile]]:
+    """Per landing dataset, the files the table has not ingested at `read_version`."""
+    ingested = warehouse.ingested_files(spark, table.name, read_version)
+    return {dataset: new_files(list_landing(warehouse.landing_path(dataset)), ingested,
+                               warehouse.full_name(table.name))
+            for dataset in sorted(table.landing_datasets)}
+
+
+def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version: int,
+               declarations: Declarations | None) -> TableBuild:
+    """The build of an ingesting table that found no new landing files: no commit; the table's
+    latest version, checked again, with no day touched."""
+    written = warehouse.read_table(spark, table.name, version)
+    checking = time.monotonic()
+    row_count, outcomes = evaluate_checks(written, table.checks)
+    return TableBuild(
+        commit=warehouse.commit_at(spark, table.name, version),
+        row_count=row_count,
+        input_versions={},
+        landing_paths={d: warehouse.landing_path(d) for d in sorted(table.landing_datasets)},
+        columns=[(f.name, f.dataType.simpleString()) for f in written.schema.fields],
+        checks=outcomes,
+        check_seconds=time.monotonic() - checking,
+        rejected_rows=0 if isinstance(table.bad_rows, Quarantine) else None,
+        touched_days={},
+    )
+
+
+def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,
+                  new_rows: DataFrame) -> dict[str, list[DayRange] | None]:
+    """For each daily table that reads `table`, the days `new_rows` touch (its days_touched
+    for that input), or None for every day."""
+    touched: dict[str, list[DayRange] | None] = {}
+    for reader in (declarations.tables.values() if declarations else []):
+        params = [p for p, source in reader.table_inputs.items() if source == table.name]
+        if reader.partitions is None or not params:
+            continue
+        if any(p not in reader.days_touched for p in params):
+            touched[reader.name] = None
+            continue
+        others = {p: (source, warehouse.current_version(spark, source))
+                  for p, source in reader.table_inputs.items() if p not in params}
+        if any(version is None for _, version in others.values()):
+            touched[reader.name] = None  # an input not built yet: its first build reads every day
+            continue
+        others = {p: warehouse.read_table(spark, source, version) for p, (source, version) in others.items()}
+        dates = set()
+        for param in params:
+            days = reader.days_touched[param](new_rows, others)
+            dates |= {row[0] for row in days.distinct().collect() if row[0] is not None}
+        touched[reader.name] = day_ranges(dates)
+    return touched
+
+
+def day_ranges(dates: set[dt.date]) -> list[DayRange]:
+    """Dates as the fewest ranges of consecutive days (end exclusive), in order."""
+    ranges: list[list[dt.date]] = []
+    for day in sorted(dates):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + dt.timedelta(days=1)
+        else:
+            ranges.append([day, day + dt.timedelta(days=1)])
+    return [DayRange(start.isoformat(), end.isoformat()) for start, end in ranges]
 
 
 def _read_inputs(
     spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
     declarations: Declarations | None, days: Days | None,
+    new_landing: dict[str, list[LandingFile]] | None = None,
 ) -> tuple[dict[str, DataFrame], dict[str, int], dict[str, str]]:
     """Each input as a DataFrame by parameter, the Delta version read of each input table, and
-    the directory of each landing dataset read."""
+    the directory of each landing dataset read (only `new_landing`'s files when given)."""
     contracts = declarations.contracts() if declarations else {}
     frames, versions, landing = {}, {}, {}
     for param, source in table.inputs.items():
         if isinstance(source, LandingFiles):
-            frames[param] = warehouse.read_landing(spark, source.dataset)
+            frames[param] = (read_with_source(spark, new_landing[source.dataset]) if new_landing is not None
+                             else warehouse.read_landing(spark, source.dataset))
             landing[source.dataset] = warehouse.landing_path(source.dataset)
             continue
         version = pinned_versions.get(source)
@@ -291,6 +387,7 @@ def run_table(declarations: Declarations, started: float) -> None:
             landing_paths=build.landing_paths,
             rejected_rows=build.rejected_rows,
             undone_version=build.undone_version,
+            touched_days=build.touched_days,
         )
         pipes.report_asset_materialization(metadata=report.to_metadata(), data_version=str(report.delta_version))
         _report_checks(pipes, build.checks)

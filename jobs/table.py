@@ -36,7 +36,20 @@ class Merge:
     keys: tuple[str, ...]
 
 
-WriteMode = Overwrite | Append | Merge
+@dataclass(frozen=True)
+class IngestNewFiles:
+    """Append the rows of the landing files that the table has not ingested yet, each file
+    exactly once.
+
+    Each row carries the file it came from in SOURCE_COLUMNS (jobs/columns.py), so the record
+    of what was ingested is committed with the rows themselves: a retried or killed job neither
+    skips nor repeats a file. A file that changed after it was ingested (same name, another
+    size or time) fails the build, naming it: land corrections as new files. The transform must
+    keep SOURCE_COLUMNS (`select_typed` does).
+    """
+
+
+WriteMode = Overwrite | Append | Merge | IngestNewFiles
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,10 @@ class Table:
     retry: Retry = Retry()
     # Whether a write may add columns (Delta's mergeSchema); otherwise a changed schema fails.
     schema_evolution: bool = False
+    # For a daily table: per input parameter, which days new rows of that input touch, as
+    # `(new_rows, inputs) -> DataFrame` with one date column, `inputs` being this table's
+    # other inputs at their latest version. New rows of an input not named here touch every day.
+    days_touched: Mapping[str, Callable] = field(default_factory=dict)
     description: str = ""
     module: str = field(default="", compare=False)  # filled in by discovery, for error messages
 

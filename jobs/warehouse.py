@@ -22,13 +22,17 @@ from pathlib import Path
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
+from jobs.columns import SOURCE_COLUMNS
 from jobs.contract import DayRange
-from jobs.table import Append, Merge, WriteMode, external_table_path
+from jobs.landing_files import LandingFile
+from jobs.table import Append, IngestNewFiles, Merge, WriteMode, external_table_path
 
 # What Spark and Delta say when a table or path holds no Delta table yet.
 _NO_TABLE = {"DELTA_TABLE_ONLY_OPERATION", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
              "PATH_NOT_FOUND", "TABLE_OR_VIEW_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST"}
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+# Tables created while this is set record a change data feed (read by change_feed()).
+_CHANGE_FEED_DEFAULT = "spark.databricks.delta.properties.defaults.enableChangeDataFeed"
 # How far back a job looks for its own commit when other writers committed after it.
 _HISTORY_SEARCH = 50
 
@@ -44,18 +48,24 @@ class Commit:
     read_version: int | None  # the version the commit was made on; None when it created the table
 
 
+class CommitNotFound(RuntimeError):
+    """A write's commit is not in the table's recent history (Delta skipped it as a repeat)."""
+
+
 @dataclass(frozen=True)
 class WriteTxn:
     """One logical write of a table (`app_id`: the table and the Dagster run): a retried job
-    repeats it and Delta skips it the second time; another run is another write. The id is
-    also the commit's userMetadata, to find the commit again among concurrent writers'."""
+    repeats it and Delta skips it the second time; another run is another write. `label`
+    (the app id unless set) is the commit's userMetadata, to find the commit again among
+    concurrent writers'."""
 
     app_id: str
     version: int = 0
+    label: str | None = None
 
     @property
     def tag(self) -> str:
-        return self.app_id
+        return self.label or self.app_id
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,21 @@ class Warehouse:
         reader = spark.read.format("delta").option("versionAsOf", version)
         return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
 
+    def ingested_files(self, spark: SparkSession, name: str, version: int | None) -> set[LandingFile]:
+        """The landing files whose rows the table holds at `version` (none without a table)."""
+        if version is None:
+            return set()
+        rows = self.read_table(spark, name, version).select(*SOURCE_COLUMNS).distinct().collect()
+        return {LandingFile(*row) for row in rows}
+
+    def change_feed(self, spark: SparkSession, name: str, version: int) -> DataFrame:
+        """The rows that commit `version` inserted or changed to (Delta's change data feed)."""
+        reader = (spark.read.format("delta").option("readChangeFeed", "true")
+                  .option("startingVersion", version).option("endingVersion", version))
+        rows = reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
+        return (rows.where("_change_type IN ('insert', 'update_postimage')")
+                .drop("_change_type", "_commit_version", "_commit_timestamp"))
+
     def landing_path(self, dataset: str) -> str:
         return str(Path(self.landing_root) / dataset)
 
@@ -158,14 +183,17 @@ class Warehouse:
         """
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
-        with _session_conf(spark, {_USER_METADATA: txn.tag}):
+        settings = {_USER_METADATA: txn.tag}
+        if isinstance(mode, IngestNewFiles):
+            settings[_CHANGE_FEED_DEFAULT] = "true"
+        with _session_conf(spark, settings):
             if isinstance(mode, Merge) and self.current_version(spark, name) is not None:
                 self._merge(spark, name, df, mode, txn, merge_schema)
             else:
                 # Delta cannot merge into a table that does not exist: the first Merge creates it.
                 writer = (
                     df.write.format("delta")
-                    .mode("append" if isinstance(mode, Append) else "overwrite")
+                    .mode("append" if isinstance(mode, Append | IngestNewFiles) else "overwrite")
                     .option("txnAppId", txn.app_id)
                     .option("txnVersion", txn.version)
                     .option("mergeSchema", str(merge_schema).lower())
@@ -221,6 +249,11 @@ class Warehouse:
         else:
             shutil.rmtree(self.location(name), ignore_errors=True)
 
+    def commit_at(self, spark: SparkSession, name: str, version: int) -> Commit:
+        """The table's commit that made `version`."""
+        history = spark.sql(f"DESCRIBE HISTORY {self._sql_name(name)}").where(f"version = {version}")
+        return _commit(history.collect()[0])
+
     def _commit_of(self, spark: SparkSession, name: str, tag: str) -> Commit:
         """The commit tagged `tag`: usually the latest, else among the last few (other writers
         may have committed since)."""
@@ -228,7 +261,7 @@ class Warehouse:
             entry = next((e for e in self._history(spark, name, limit) if e.userMetadata == tag), None)
             if entry is not None:
                 return _commit(entry)
-        raise RuntimeError(f"the commit of {tag} is not among the last {_HISTORY_SEARCH} commits of "
+        raise CommitNotFound(f"the commit of {tag} is not among the last {_HISTORY_SEARCH} commits of "
                            f"{self.full_name(name)}")
 
     def _history(self, spark: SparkSession, name: str, limit: int) -> list:

@@ -47,22 +47,30 @@ class Platform:
         return DeltaTable(str(self.warehouse / "main" / Path(*name.split("."))))
 
     def land_orders(self, change) -> int:
-        """Rewrite the landed orders through `change(pylist) -> pylist`, with the order date as
-        text (as a CSV-fed ingestion tool would land it); returns the row count."""
-        path = self.landing / "orders" / "orders.1.parquet"
-        landed = pq.read_table(path)
-        date = landed.schema.get_field_index("o_orderdate")
-        landed = landed.set_column(date, "o_orderdate", landed.column(date).cast(pa.string()))
-        rows = change(landed.to_pylist())
-        schema = pa.schema([field.with_nullable(True) for field in landed.schema])
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-        return len(rows)
+        """Land a new orders file: copies of the landed orders under new keys, through
+        `change(pylist) -> pylist`, with the order date as text (as a CSV-fed ingestion tool
+        would land it); returns its row count."""
+        return land_new_orders(self.landing, change)
 
     def check(self, name: str) -> dg.AssetCheckEvaluation:
         records = self.instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(ORDERS, name), limit=1
         )
         return records[0].event.dagster_event.event_specific_data
+
+
+def land_new_orders(landing: Path, change=lambda rows: rows) -> int:
+    """Land copies of the landed orders under new keys, through `change`, as a new file."""
+    landed = pq.read_table(landing / "orders")
+    date = landed.schema.get_field_index("o_orderdate")
+    landed = landed.set_column(date, "o_orderdate", landed.column(date).cast(pa.string()))
+    copies = [{**row, "o_orderkey": row["o_orderkey"] + 100_000_000} for row in landed.to_pylist()]
+    rows = change(copies)
+    schema = pa.schema([field.with_nullable(True) for field in landed.schema])
+    staged = landing / f".orders-{len(list(landing.glob('orders/*')))}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
+    staged.rename(landing / "orders" / f"orders.new-{len(list(landing.glob('orders/*')))}.parquet")
+    return len(rows)
 
 
 @pytest.fixture
@@ -78,6 +86,7 @@ def test_bad_orders_are_quarantined_counted_and_the_rest_loaded(platform):
         rows[1]["o_orderdate"] = "yesterday"
         return rows
 
+    before = platform.delta("bronze.orders").to_pyarrow_table().num_rows
     landed = platform.land_orders(spoil)
 
     result = platform.materialize(dg.AssetSelection.assets(ORDERS))
@@ -85,7 +94,7 @@ def test_bad_orders_are_quarantined_counted_and_the_rest_loaded(platform):
     assert result.success
     [materialization] = result.get_asset_materialization_events()
     assert materialization.materialization.metadata["rejected_rows"].value == 2
-    assert platform.delta("bronze.orders").to_pyarrow_table().num_rows == landed - 2
+    assert platform.delta("bronze.orders").to_pyarrow_table().num_rows == before + landed - 2
     rejected = platform.delta("bronze.orders_rejected").to_pyarrow_table().to_pylist()
     assert sorted(r["_rejected_because"] for r in rejected) == [
         "o_orderdate 'yesterday' is not a date", "o_orderkey is null"
@@ -95,7 +104,7 @@ def test_bad_orders_are_quarantined_counted_and_the_rest_loaded(platform):
 def test_a_failing_blocking_check_restores_the_table_and_stops_downstream(platform):
     table = platform.delta("bronze.orders")
     version_before, rows_before = table.version(), table.to_pyarrow_table()
-    platform.land_orders(lambda rows: rows + [dict(rows[0])])  # one order twice
+    platform.land_orders(lambda rows: rows + [dict(rows[0])])  # one new order twice
 
     result = platform.materialize(dg.AssetSelection.assets(ORDERS).downstream())
 
@@ -137,7 +146,8 @@ def test_a_failing_non_blocking_check_is_reported_and_the_table_lands(platform):
 
 @pytest.fixture
 def warehouse(tmp_path, landing) -> Warehouse:
-    return Warehouse(catalog="main", landing_root=landing, root=str(tmp_path / "warehouse"),
+    own_landing = shutil.copytree(landing, tmp_path / "landing")  # the tests land files in it
+    return Warehouse(catalog="main", landing_root=str(own_landing), root=str(tmp_path / "warehouse"),
                      external=frozenset(discover().external))
 
 
@@ -200,6 +210,7 @@ def test_a_job_stopped_mid_write_commits_nothing_afterwards_and_the_server_carri
 ):
     orders = discover().tables["bronze.orders"]
     before = build_table(spark, warehouse, orders, {}, write_id="run-1")
+    new_rows = land_new_orders(Path(warehouse.landing_root))
     signals = tmp_path / "signals"
     signals.mkdir()
     # Left alone, the server would finish this write and commit it 30 s after it started.
@@ -220,13 +231,16 @@ def test_a_job_stopped_mid_write_commits_nothing_afterwards_and_the_server_carri
     assert table.version() == before.commit.version
     assert "attempt-2" not in comments(warehouse)
     assert table.to_pyarrow_table().num_rows == before.row_count
+    # The next build ingests the new file, once.
     after = build_table(spark, warehouse, orders, {}, write_id="run-3")
     assert after.commit.version == before.commit.version + 1
+    assert DeltaTable(warehouse.location("bronze.orders")).to_pyarrow_table().num_rows == before.row_count + new_rows
 
 
 def test_two_writers_at_once_commit_one_after_the_other_or_fail_clearly(spark, spark_server, warehouse, tmp_path):
     orders = discover().tables["bronze.orders"]
     before = build_table(spark, warehouse, orders, {}, write_id="run-1")
+    new_rows = land_new_orders(Path(warehouse.landing_root))
     signals = tmp_path / "signals"
     signals.mkdir()
 
@@ -237,13 +251,14 @@ def test_two_writers_at_once_commit_one_after_the_other_or_fail_clearly(spark, s
     errors = [build.stderr.read() for build in builds]
 
     assert sorted(codes) in ([0, 0], [0, 75]), errors
+    # Both found the same new file; it was ingested once, by one of them.
     table = DeltaTable(warehouse.location("bronze.orders"))
-    assert table.version() == before.commit.version + codes.count(0)
-    assert len(comments(warehouse)) == 1, "the table holds one writer's rows, never a mix"
-    assert table.to_pyarrow_table().num_rows == before.row_count
+    assert table.version() == before.commit.version + 1
+    assert len({c for c in comments(warehouse) if c.startswith("attempt-")}) == 1
+    assert table.to_pyarrow_table().num_rows == before.row_count + new_rows
     for code, error in zip(codes, errors):
         if code == 75:
-            assert "write conflict on main.bronze.orders: another writer committed first" in error
+            assert "write conflict on main.bronze.orders" in error
 
 
 class ConflictOnceRunner(LocalSparkRunner):
@@ -257,6 +272,7 @@ class ConflictOnceRunner(LocalSparkRunner):
 
 
 def test_a_lost_write_conflict_is_retried_with_backoff_then_succeeds(platform):
+    platform.land_orders(lambda rows: rows)
     runner = ConflictOnceRunner(warehouse_dir=str(platform.warehouse), landing_dir=str(platform.landing),
                                 spark=LocalSparkServer.from_env())
     table = platform.delta("bronze.orders").version()
@@ -270,7 +286,7 @@ def test_a_lost_write_conflict_is_retried_with_backoff_then_succeeds(platform):
 
 
 def test_a_job_failing_for_good_is_not_retried(platform):
-    platform.land_orders(lambda rows: [])  # no orders: the blocking min_rows check fails
+    platform.land_orders(lambda rows: rows + [dict(rows[0])])  # the blocking unique check fails
 
     result = platform.materialize(dg.AssetSelection.assets(ORDERS))
 

@@ -1,8 +1,8 @@
 from jobs.spark import DataFrame
 
-from jobs.columns import select_typed
+from jobs.columns import SOURCE_COLUMNS, select_typed
 from jobs.checks import AcceptedValues, NotNull, SchemaContract, Unique
-from jobs.table import FailOnBadRows, LandingFiles, Overwrite, Table, WhenAnyInputUpdates
+from jobs.table import FailOnBadRows, LandingFiles, IngestNewFiles, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "l_orderkey": "bigint",
@@ -32,8 +32,8 @@ TABLE = Table(
     name="bronze.lineitem",
     inputs={"lineitem": LandingFiles("lineitem")},
     transform=transform,
-    write=Overwrite(),
-    # A new file set in landing/lineitem rebuilds the table.
+    # Each landing file once: new files are appended, with the file each row came from.
+    write=IngestNewFiles(),
     trigger=WhenAnyInputUpdates(),
     # A line item that cannot be read fails the load: partial orders would skew revenue.
     bad_rows=FailOnBadRows(),
@@ -41,7 +41,7 @@ TABLE = Table(
         NotNull(("l_orderkey", "l_linenumber", "l_shipdate"), blocking=True),
         Unique(("l_orderkey", "l_linenumber"), blocking=True),
         AcceptedValues("l_returnflag", frozenset({"A", "N", "R"})),
-        SchemaContract(COLUMNS),
+        SchemaContract({**COLUMNS, **SOURCE_COLUMNS}),
     ),
     description="TPC-H line items as landed, with typed columns.",
 )

@@ -1,8 +1,8 @@
 from jobs.spark import DataFrame
 
-from jobs.columns import select_typed
+from jobs.columns import SOURCE_COLUMNS, select_typed
 from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique
-from jobs.table import LandingFiles, Overwrite, Quarantine, Table, WhenAnyInputUpdates
+from jobs.table import LandingFiles, IngestNewFiles, Quarantine, Table, WhenAnyInputUpdates
 
 COLUMNS = {
     "o_orderkey": "bigint",
@@ -25,8 +25,8 @@ TABLE = Table(
     name="bronze.orders",
     inputs={"orders": LandingFiles("orders")},
     transform=transform,
-    write=Overwrite(),
-    # A new file set in landing/orders rebuilds the table.
+    # Each landing file once: new files are appended, with the file each row came from.
+    write=IngestNewFiles(),
     trigger=WhenAnyInputUpdates(),
     # Orders with no key or an unreadable value are set aside, the rest loaded.
     bad_rows=Quarantine("bronze.orders_rejected"),
@@ -35,7 +35,7 @@ TABLE = Table(
         Unique(("o_orderkey",), blocking=True),
         MinRows(1, blocking=True),
         AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})),
-        SchemaContract(COLUMNS),
+        SchemaContract({**COLUMNS, **SOURCE_COLUMNS}),
     ),
     description="TPC-H orders as landed, with typed columns.",
 )

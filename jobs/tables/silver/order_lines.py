@@ -23,6 +23,16 @@ def transform(orders: DataFrame, lineitem: DataFrame, customers: DataFrame) -> D
     )
 
 
+def days_of_new_orders(orders: DataFrame, inputs: dict[str, DataFrame]) -> DataFrame:
+    return orders.select("o_orderdate")
+
+
+def days_of_new_line_items(lineitem: DataFrame, inputs: dict[str, DataFrame]) -> DataFrame:
+    """The order dates of the new line items' orders (a late line item touches an old day)."""
+    orders = inputs["orders"]
+    return lineitem.join(orders, lineitem.l_orderkey == orders.o_orderkey).select("o_orderdate")
+
+
 TABLE = Table(
     name="silver.order_lines",
     inputs={
@@ -35,6 +45,8 @@ TABLE = Table(
     # Any new orders, line items or customers change the order lines.
     trigger=WhenAnyInputUpdates(),
     partitions=ORDER_DAYS,
+    # New orders and line items rebuild only their order dates; new customers rebuild every day.
+    days_touched={"orders": days_of_new_orders, "lineitem": days_of_new_line_items},
     checks=(
         Unique(("order_key", "line_number"), blocking=True),
         NotNull(("order_date", "net_revenue"), blocking=True),
