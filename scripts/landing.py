@@ -2,6 +2,10 @@
 
 Parquet file sets under `<landing>/<dataset>/`, and the nations as a Delta table that the tool
 keeps, `<landing>/ingest/nation` (an external table: the platform only reads it).
+
+Orders and line items arrive day by day: the history lands up to HISTORY_CUTOFF, the later
+days wait whole in `<landing>/.tpch/`, a hidden folder that no reader of
+`<landing>/<dataset>/*.parquet` sees.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,33 +25,75 @@ from deltalake import DeltaTable, write_deltalake
 from jobs.table import external_table_path
 
 DATASETS = ("orders", "lineitem", "customer")
+DAILY_DATASETS = ("orders", "lineitem")  # arrive day by day; customers land whole
 NATION_TABLE = "ingest.nation"
+# TPC-H order dates end 1998-08-02: 31 days are left to land after the history.
+HISTORY_CUTOFF = date(1998, 7, 2)
+TPCH_DIR = ".tpch"  # the whole generated orders and line items, `<dataset>.parquet`
 
 
 def generate_landing(landing_dir: str | Path, scale_factor: float) -> Path:
-    """Write `<landing_dir>/<dataset>/<dataset>.1.parquet` per dataset and the nation Delta table.
+    """Land the orders up to HISTORY_CUTOFF and their line items (`<dataset>.history.parquet`),
+    every customer (`customer.1.parquet`) and the nation Delta table; keep the whole orders and
+    line items in `<landing>/.tpch/` for the days to come.
 
-    Deterministic for a scale factor. Each file set is generated aside and moved in whole, as
-    an ingestion tool that writes then renames would deliver it.
+    Deterministic for a scale factor. Everything is generated aside and each folder moved in
+    whole, as an ingestion tool that writes then renames would deliver it.
     """
     landing = Path(landing_dir)
     landing.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=landing, prefix=".generating-") as staging:
+        staging = Path(staging)
+        _tpchgen(scale_factor, staging)
+        nations = pq.read_table(staging / "nation")
+        _stage_history(staging)
+        # The source first, so that a landed history always has its later days to land.
+        for name in (TPCH_DIR, *DATASETS):
+            shutil.rmtree(landing / name, ignore_errors=True)
+            (staging / name).rename(landing / name)
+    write_nations(landing, nations)
+    return landing
+
+
+def _tpchgen(scale_factor: float, output_dir: Path) -> None:
+    """Generate the TPC-H tables the landing area holds, one file per table."""
     tpchgen = Path(sys.executable).with_name("tpchgen-cli")
     if not tpchgen.exists():
         raise FileNotFoundError(f"tpchgen-cli not found next to {sys.executable}: run `make setup`")
-    with tempfile.TemporaryDirectory(dir=landing, prefix=".generating-") as staging:
-        subprocess.run(
-            [str(tpchgen), "parquet",
-             "--scale-factor", str(scale_factor), "--tables", ",".join((*DATASETS, "nation")),
-             "--parts", "1", "--output-dir", staging, "--overwrite"],
-            check=True,
-        )
-        nations = pq.read_table(Path(staging, "nation"))
-        for dataset in DATASETS:
-            shutil.rmtree(landing / dataset, ignore_errors=True)
-            Path(staging, dataset).rename(landing / dataset)
-    write_nations(landing, nations)
-    return landing
+    subprocess.run(
+        [str(tpchgen), "parquet",
+         "--scale-factor", str(scale_factor), "--tables", ",".join((*DATASETS, "nation")),
+         "--parts", "1", "--output-dir", str(output_dir), "--overwrite"],
+        check=True,
+    )
+
+
+def _stage_history(staging: Path) -> None:
+    """Move the whole orders and line items to `.tpch/`, and write in their place the history."""
+    source = staging / TPCH_DIR
+    source.mkdir()
+    for dataset in DAILY_DATASETS:
+        generated = staging / dataset / f"{dataset}.1.parquet"
+        pq.write_table(_plain_strings(pq.read_table(generated)), source / f"{dataset}.parquet")
+        generated.unlink()
+    orders, lineitem = orders_between(source, None, HISTORY_CUTOFF)
+    pq.write_table(orders, staging / "orders" / "orders.history.parquet")
+    pq.write_table(lineitem, staging / "lineitem" / "lineitem.history.parquet")
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """`table` with its string_view columns (as tpchgen-cli writes them) as plain strings,
+    which pyarrow can filter."""
+    fields = [f.with_type(pa.string()) if f.type == pa.string_view() else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def orders_between(source: Path, after: date | None, until: date) -> tuple[pa.Table, pa.Table]:
+    """The orders in `source` dated after `after` (if given) up to `until`, and their line items."""
+    dated = [("o_orderdate", "<=", until)] + ([("o_orderdate", ">", after)] if after else [])
+    orders = pq.read_table(source / "orders.parquet", filters=dated)
+    lineitem = pq.read_table(source / "lineitem.parquet")
+    return orders, lineitem.filter(pc.is_in(lineitem["l_orderkey"], value_set=orders["o_orderkey"]))
 
 
 def write_nations(landing_dir: str | Path, nations: pa.Table) -> int:
