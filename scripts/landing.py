@@ -5,16 +5,19 @@ keeps, `<landing>/ingest/nation` (an external table: the platform only reads it)
 
 Orders and line items arrive day by day: the history lands up to HISTORY_CUTOFF, the later
 days wait whole in `<landing>/.tpch/`, a hidden folder that no reader of
-`<landing>/<dataset>/*.parquet` sees.
+`<landing>/<dataset>/*.parquet` sees, and `python -m scripts.landing next-day` lands the next.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +26,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
 from jobs.table import external_table_path
+from resources.paths import landing_dir as configured_landing_dir
 
 DATASETS = ("orders", "lineitem", "customer")
 DAILY_DATASETS = ("orders", "lineitem")  # arrive day by day; customers land whole
@@ -30,6 +34,11 @@ NATION_TABLE = "ingest.nation"
 # TPC-H order dates end 1998-08-02: 31 days are left to land after the history.
 HISTORY_CUTOFF = date(1998, 7, 2)
 TPCH_DIR = ".tpch"  # the whole generated orders and line items, `<dataset>.parquet`
+DAY_FILE = re.compile(r"orders\.(\d{4}-\d{2}-\d{2})\.parquet")
+
+
+class NoMoreDays(LookupError):
+    """TPC-H has no order day after the last landed one."""
 
 
 def generate_landing(landing_dir: str | Path, scale_factor: float) -> Path:
@@ -96,6 +105,68 @@ def orders_between(source: Path, after: date | None, until: date) -> tuple[pa.Ta
     return orders, lineitem.filter(pc.is_in(lineitem["l_orderkey"], value_set=orders["o_orderkey"]))
 
 
+def land_next_day(landing_dir: str | Path) -> date:
+    """Land the day after the last landed one: its orders and their line items as new files,
+    `orders/orders.<day>.parquet` and `lineitem/lineitem.<day>.parquet`; returns the day.
+
+    Every calendar day lands, one without orders as empty files (with the schema), so the landed
+    days stay contiguous and each call moves one day on. Raises NoMoreDays after TPC-H's last
+    order day.
+    """
+    landing = Path(landing_dir)
+    source = _tpch_source(landing)
+    last = last_landed_day(landing)
+    day = last + timedelta(days=1)
+    if day > (end := _last_order_day(source)):
+        raise NoMoreDays(f"nothing left to land: the last landed day is {last} and TPC-H's orders end {end}")
+    orders, lineitem = orders_between(source, last, day)
+    # Line items first: a reader that sees a day's orders sees their line items too.
+    _land_file(landing, "lineitem", day, lineitem)
+    _land_file(landing, "orders", day, orders)
+    return day
+
+
+def last_landed_day(landing_dir: str | Path) -> date:
+    """The newest `orders/orders.<day>.parquet`, or HISTORY_CUTOFF when only the history landed."""
+    names = (path.name for path in Path(landing_dir, "orders").glob("orders.*.parquet"))
+    days = [date.fromisoformat(match[1]) for match in map(DAY_FILE.fullmatch, names) if match]
+    return max(days, default=HISTORY_CUTOFF)
+
+
+def day_file(landing_dir: str | Path, dataset: str, day: date) -> Path:
+    """Where `dataset`'s rows of `day` land."""
+    return Path(landing_dir, dataset, f"{dataset}.{day.isoformat()}.parquet")
+
+
+def _tpch_source(landing: Path) -> Path:
+    source = landing / TPCH_DIR
+    if not (source / "orders.parquet").exists() or not (source / "lineitem.parquet").exists():
+        raise FileNotFoundError(
+            f"no TPC-H orders and line items to land in {source}: generate the landing area again "
+            "(remove it and run `make demo`)"
+        )
+    return source
+
+
+def _last_order_day(source: Path) -> date:
+    return pc.max(pq.read_table(source / "orders.parquet", columns=["o_orderdate"])["o_orderdate"]).as_py()
+
+
+def _land_file(landing: Path, dataset: str, day: date, rows: pa.Table) -> None:
+    """Write `rows` aside in `.tpch/`, then rename the file into `<dataset>/` in one step, so a
+    reader sees the whole file or none."""
+    target = day_file(landing, dataset, day)
+    if target.exists():
+        return  # only an interrupted landing of this same day leaves one, with the same rows
+    # Named by the process so that two landings never share one; mkstemp's would be private (0600).
+    aside = landing / TPCH_DIR / f".{target.name}.{os.getpid()}"
+    try:
+        pq.write_table(rows, aside)
+        os.replace(aside, target)
+    finally:
+        aside.unlink(missing_ok=True)
+
+
 def write_nations(landing_dir: str | Path, nations: pa.Table) -> int:
     """Commit `nations` as the new version of the nation table; returns the Delta version."""
     path = external_table_path(str(landing_dir), NATION_TABLE)
@@ -117,3 +188,28 @@ def has_landing(landing_dir: str | Path) -> bool:
     return all(any((landing / name).glob("*.parquet")) for name in DATASETS) and DeltaTable.is_deltatable(
         external_table_path(str(landing), NATION_TABLE)
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m scripts.landing next-day`, in the landing area PLATFORM_LANDING_DIR names."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.landing", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("next-day", help="land the day after the last landed one and print it")
+    parser.parse_args(argv)
+    landing = Path(configured_landing_dir())
+    # Generating is left to `make demo`, which knows the scale factor to use.
+    if not has_landing(landing):
+        print(f"no landing data in {landing}: run `make demo` first", file=sys.stderr)
+        return 1
+    try:
+        day = land_next_day(landing)
+    except (NoMoreDays, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    orders, lineitem = (pq.ParquetFile(day_file(landing, d, day)).metadata.num_rows for d in DAILY_DATASETS)
+    print(f"landed {day}: {orders} orders, {lineitem} line items")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
