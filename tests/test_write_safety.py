@@ -48,14 +48,17 @@ class Platform:
 
     def land_orders(self, change) -> int:
         """Rewrite the landed orders through `change(pylist) -> pylist`, with the order date as
-        text (as a CSV-fed ingestion tool would land it); returns the row count."""
-        path = self.landing / "orders" / "orders.1.parquet"
-        landed = pq.read_table(path)
+        text (as a CSV-fed ingestion tool would land it), as one file in place of the landed
+        ones; returns the row count."""
+        first, *others = sorted((self.landing / "orders").glob("*.parquet"))
+        landed = pq.read_table(self.landing / "orders")
         date = landed.schema.get_field_index("o_orderdate")
         landed = landed.set_column(date, "o_orderdate", landed.column(date).cast(pa.string()))
         rows = change(landed.to_pylist())
         schema = pa.schema([field.with_nullable(True) for field in landed.schema])
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), first)
+        for path in others:  # their rows are in `first` now
+            path.unlink()
         return len(rows)
 
     def check(self, name: str) -> dg.AssetCheckEvaluation:
