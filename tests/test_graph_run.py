@@ -187,11 +187,7 @@ def test_rerunning_days_from_the_cli_replaces_exactly_those_days_with_the_same_r
 def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
     landed = pq.read_table(f"{landing}/lineitem")
-    bad_dates = pa.array(["not-a-date"] * landed.num_rows)
-    pq.write_table(
-        landed.set_column(landed.schema.get_field_index("l_shipdate"), "l_shipdate", bad_dates),
-        f"{landing}/lineitem/lineitem.1.parquet",
-    )
+    _spoil_ship_dates(Path(landing, "lineitem"))
     lineitem = platform.delta("main.bronze.lineitem")
     version_before, rows_before = lineitem.version(), lineitem.to_pyarrow_table().num_rows
 
@@ -244,6 +240,19 @@ def test_a_missing_external_table_fails_naming_it_and_where_it_was_expected(plat
             in _errors(platform.instance, result.run_id))
 
 
+def _spoil_ship_dates(lineitem_dir: Path) -> dict[Path, bytes]:
+    """Rewrite every landed line item file with an unreadable ship date; returns each file's
+    good contents."""
+    good = {}
+    for path in sorted(lineitem_dir.glob("*.parquet")):
+        good[path] = path.read_bytes()
+        landed = pq.read_table(path)
+        bad_dates = pa.array(["not-a-date"] * landed.num_rows, pa.string())
+        shipdate = landed.schema.get_field_index("l_shipdate")
+        pq.write_table(landed.set_column(shipdate, "l_shipdate", bad_dates), path)
+    return good
+
+
 def _copy_landing(landing: str, tmp_path: Path) -> str:
     copy = tmp_path / "landing"
     shutil.copytree(landing, copy)
@@ -274,16 +283,13 @@ def _row_key(row: dict) -> tuple:
 
 def test_reexecuting_a_failed_run_from_failure_reruns_only_the_failed_table_and_downstream(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    lineitem_file = Path(landing, "lineitem", "lineitem.1.parquet")
-    good = lineitem_file.read_bytes()
-    landed = pq.read_table(lineitem_file)
-    pq.write_table(landed.set_column(landed.schema.get_field_index("l_shipdate"), "l_shipdate",
-                                     pa.array(["not-a-date"] * landed.num_rows)), lineitem_file)
+    good = _spoil_ship_dates(Path(landing, "lineitem"))
     env = {**os.environ, "DAGSTER_HOME": platform.instance.root_directory,
            "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse), "PLATFORM_LANDING_DIR": landing}
     assert materialize("*", env=env, partitions=every_day()).returncode != 0
     failed = latest_run(platform.instance)
-    lineitem_file.write_bytes(good)  # the landing data is fixed
+    for path, contents in good.items():  # the landing data is fixed
+        path.write_bytes(contents)
 
     rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
