@@ -13,7 +13,8 @@ from jobs.spark import DataFrame, F
 
 @dataclass(frozen=True)
 class LandingFile:
-    """One landing file: its path, size in bytes and modification time (µs since the epoch)."""
+    """One landing file: its path in the landing area (`<dataset>/<file>`, so the area can
+    move), size in bytes and modification time (µs since the epoch)."""
 
     path: str
     size: int
@@ -24,12 +25,14 @@ class ChangedLandingFile(Exception):
     """A file that was ingested has changed since (same name, another size or time)."""
 
 
-def list_landing(directory: str) -> list[LandingFile]:
+def list_landing(landing_root: str, dataset: str) -> list[LandingFile]:
     """The parquet files of a landing dataset, by name."""
-    files = sorted(Path(directory).glob("*.parquet"))
+    directory = Path(landing_root, dataset)
+    files = sorted(directory.glob("*.parquet"))
     if not files:
-        raise FileNotFoundError(f"no *.parquet in {directory}")
-    return [LandingFile(str(f), (st := os.stat(f)).st_size, st.st_mtime_ns // 1000) for f in files]
+        raise FileNotFoundError(f"landing files for '{dataset}' not found: no *.parquet in {directory}")
+    return [LandingFile(f"{dataset}/{f.name}", (st := os.stat(f)).st_size, st.st_mtime_ns // 1000)
+            for f in files]
 
 
 def new_files(listed: list[LandingFile], ingested: set[LandingFile], table: str) -> list[LandingFile]:
@@ -47,10 +50,10 @@ def new_files(listed: list[LandingFile], ingested: set[LandingFile], table: str)
     return [f for f in listed if f.path not in by_path]
 
 
-def read_with_source(spark, files: list[LandingFile]) -> DataFrame:
+def read_with_source(spark, landing_root: str, files: list[LandingFile]) -> DataFrame:
     """The rows of `files`, each with SOURCE_COLUMNS naming its file."""
     frames = [
-        spark.read.parquet(f.path).withColumns({
+        spark.read.parquet(str(Path(landing_root, f.path))).withColumns({
             "_source_file": F.lit(f.path),
             "_source_size": F.lit(f.size).cast("bigint"),
             "_source_modified_us": F.lit(f.modified_us).cast("bigint"),

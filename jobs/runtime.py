@@ -183,7 +183,7 @@ def _new_landing_files(spark: SparkSession, warehouse: Warehouse, table: Table,
                        read_version: int | None) -> dict[str, list[LandingFile]]:
     """Per landing dataset, the files the table has not ingested at `read_version`."""
     ingested = warehouse.ingested_files(spark, table.name, read_version)
-    return {dataset: new_files(list_landing(warehouse.landing_path(dataset)), ingested,
+    return {dataset: new_files(list_landing(warehouse.landing_root, dataset), ingested,
                                warehouse.full_name(table.name))
             for dataset in sorted(table.landing_datasets)}
 
@@ -256,7 +256,7 @@ def _read_inputs(
     frames, versions, landing = {}, {}, {}
     for param, source in table.inputs.items():
         if isinstance(source, LandingFiles):
-            frames[param] = (read_with_source(spark, new_landing[source.dataset]) if new_landing is not None
+            frames[param] = (read_with_source(spark, warehouse.landing_root, new_landing[source.dataset]) if new_landing is not None
                              else warehouse.read_landing(spark, source.dataset))
             landing[source.dataset] = warehouse.landing_path(source.dataset)
             continue

@@ -21,6 +21,7 @@ from resources.local_runner import LocalSparkRunner
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.setup_local import link_instance_config
+from tests.landed_files import land_new_orders
 from scripts.runs import (
     every_day, format_table_runs, latest_run, materialize, materialize_tables, step_times, table_runs,
 )
@@ -67,6 +68,7 @@ def platform(tmp_path_factory, landing) -> Platform:
     """Every table materialized once with `dagster asset materialize --select '*'`."""
     root = tmp_path_factory.mktemp("platform")
     home, warehouse = root / "dagster_home", root / "warehouse"
+    landing = str(shutil.copytree(landing, root / "landing"))  # tests land files in it
     link_instance_config(home)
     result = materialize("*", partitions=every_day(), env={
         "DAGSTER_HOME": str(home),
@@ -151,6 +153,7 @@ def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(pl
     lineitem_path = str(platform.warehouse / "main" / "bronze" / "lineitem")
     spark.read.format("delta").load(lineitem_path).limit(5).write.format("delta").mode("append").save(lineitem_path)
 
+    land_new_orders(Path(platform.landing), lambda rows: rows[:3])  # orders without line items yet
     rewrite = platform.materialize(dg.AssetSelection.assets(key("main.bronze.orders")))
     rerun = platform.materialize(dg.AssetSelection.assets(key("main.silver.order_lines")))
 
@@ -186,8 +189,7 @@ def test_rerunning_days_from_the_cli_replaces_exactly_those_days_with_the_same_r
 
 def test_a_failing_job_keeps_its_table_and_stops_what_depends_on_it(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    landed = pq.read_table(f"{landing}/lineitem")
-    _spoil_ship_dates(Path(landing, "lineitem"))
+    landed = pq.read_table(_land_unreadable_line_items(Path(landing, "lineitem")))
     lineitem = platform.delta("main.bronze.lineitem")
     version_before, rows_before = lineitem.version(), lineitem.to_pyarrow_table().num_rows
 
@@ -240,17 +242,15 @@ def test_a_missing_external_table_fails_naming_it_and_where_it_was_expected(plat
             in _errors(platform.instance, result.run_id))
 
 
-def _spoil_ship_dates(lineitem_dir: Path) -> dict[Path, bytes]:
-    """Rewrite every landed line item file with an unreadable ship date; returns each file's
-    good contents."""
-    good = {}
-    for path in sorted(lineitem_dir.glob("*.parquet")):
-        good[path] = path.read_bytes()
-        landed = pq.read_table(path)
-        bad_dates = pa.array(["not-a-date"] * landed.num_rows, pa.string())
-        shipdate = landed.schema.get_field_index("l_shipdate")
-        pq.write_table(landed.set_column(shipdate, "l_shipdate", bad_dates), path)
-    return good
+def _land_unreadable_line_items(lineitem_dir: Path) -> Path:
+    """Land a new line item file whose ship dates do not parse; returns its path."""
+    landed = pq.read_table(sorted(lineitem_dir.glob("*.parquet"))[0]).slice(0, 20)
+    bad_dates = pa.array(["not-a-date"] * landed.num_rows, pa.string())
+    shipdate = landed.schema.get_field_index("l_shipdate")
+    staged, path = lineitem_dir.parent / ".unreadable.parquet", lineitem_dir / "lineitem.unreadable.parquet"
+    pq.write_table(landed.set_column(shipdate, "l_shipdate", bad_dates), staged)
+    staged.rename(path)
+    return path
 
 
 def _copy_landing(landing: str, tmp_path: Path) -> str:
@@ -283,13 +283,12 @@ def _row_key(row: dict) -> tuple:
 
 def test_reexecuting_a_failed_run_from_failure_reruns_only_the_failed_table_and_downstream(platform, tmp_path):
     landing = _copy_landing(platform.landing, tmp_path)
-    good = _spoil_ship_dates(Path(landing, "lineitem"))
+    unreadable = _land_unreadable_line_items(Path(landing, "lineitem"))
     env = {**os.environ, "DAGSTER_HOME": platform.instance.root_directory,
            "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse), "PLATFORM_LANDING_DIR": landing}
     assert materialize("*", env=env, partitions=every_day()).returncode != 0
     failed = latest_run(platform.instance)
-    for path, contents in good.items():  # the landing data is fixed
-        path.write_bytes(contents)
+    unreadable.unlink()  # the landing data is fixed
 
     rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True)

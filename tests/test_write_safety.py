@@ -26,6 +26,7 @@ from resources.local_runner import LocalSparkRunner
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.runs import materialize_tables
+from tests.landed_files import land_new_orders
 
 ORDERS = table_key("main", "bronze.orders")
 
@@ -57,20 +58,6 @@ class Platform:
             dg.AssetCheckKey(ORDERS, name), limit=1
         )
         return records[0].event.dagster_event.event_specific_data
-
-
-def land_new_orders(landing: Path, change=lambda rows: rows) -> int:
-    """Land copies of the landed orders under new keys, through `change`, as a new file."""
-    landed = pq.read_table(landing / "orders")
-    date = landed.schema.get_field_index("o_orderdate")
-    landed = landed.set_column(date, "o_orderdate", landed.column(date).cast(pa.string()))
-    copies = [{**row, "o_orderkey": row["o_orderkey"] + 100_000_000} for row in landed.to_pylist()]
-    rows = change(copies)
-    schema = pa.schema([field.with_nullable(True) for field in landed.schema])
-    staged = landing / f".orders-{len(list(landing.glob('orders/*')))}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), staged)
-    staged.rename(landing / "orders" / f"orders.new-{len(list(landing.glob('orders/*')))}.parquet")
-    return len(rows)
 
 
 @pytest.fixture
