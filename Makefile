@@ -9,7 +9,7 @@ UPDATES ?= 10
 
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 
-.PHONY: setup demo test bench dev spark-start spark-status spark-stop clean
+.PHONY: setup demo update test bench dev spark-start spark-status spark-stop clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/python -m scripts.demo
+
+# Builds what changed since the last build: new landing files, new external table versions.
+update: setup
+	$(BIN)/python -m scripts.update
 
 test: setup
 	$(BIN)/pytest

@@ -9,7 +9,8 @@ benchmark) parse it back with `BuildReport.from_metadata`. Plain data: no Spark,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,9 @@ class JobParameters:
     ran_on: str  # where the orchestrator sent the job, for the report
     spark: SparkTarget = SparkTarget()
     days: DayRange | None = None  # the days to build, for a partitioned table
+    # Rebuild from all inputs: a table that ingests landing files ingests every file again,
+    # replacing its contents (other tables are rebuilt from all their inputs anyway).
+    full_refresh: bool = False
     # Times the job builds again itself after losing a write conflict, before it exits with
     # RETRYABLE_EXIT_CODE: a task of a shared Databricks run cannot be started again while
     # the run's other tasks go on, so it retries in place.
@@ -132,6 +136,9 @@ class BuildReport:
     # For a table that ingests landing files: per daily table reading it, the days its new rows
     # touch (None: every day); {} when it ingested nothing. None for other tables: every day.
     touched_days: dict[str, list[DayRange] | None] | None = None
+    # For a table that ingests landing files: the files it ingested, and their bytes.
+    ingested_files: int | None = None
+    ingested_bytes: int | None = None
 
     def to_metadata(self) -> dict[str, Any]:
         """Pipes metadata (raw values with their Dagster metadata types)."""
@@ -160,6 +167,9 @@ class BuildReport:
             metadata["undone_version"] = self.undone_version
         if self.touched_days is not None:
             metadata[TOUCHED_DAYS_KEY] = {"raw_value": touched_days_json(self.touched_days), "type": "json"}
+        if self.ingested_files is not None:
+            metadata["ingested_files"] = self.ingested_files
+            metadata["ingested_bytes"] = self.ingested_bytes
         return metadata
 
     @classmethod
@@ -185,7 +195,20 @@ class BuildReport:
             rejected_rows=values.get("rejected_rows"),
             undone_version=values.get("undone_version"),
             touched_days=touched_days_from_json(values.get(TOUCHED_DAYS_KEY)),
+            ingested_files=values.get("ingested_files"),
+            ingested_bytes=values.get("ingested_bytes"),
         )
+
+
+def day_ranges(dates: Iterable[dt.date]) -> list[DayRange]:
+    """Dates as the fewest ranges of consecutive days (end exclusive), in order."""
+    ranges: list[list[dt.date]] = []
+    for day in sorted(dates):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + dt.timedelta(days=1)
+        else:
+            ranges.append([day, day + dt.timedelta(days=1)])
+    return [DayRange(start.isoformat(), end.isoformat()) for start, end in ranges]
 
 
 # The materialization metadata key of BuildReport.touched_days, which automation reads.

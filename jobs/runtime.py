@@ -8,7 +8,6 @@ session that gives the job its parameters and carries its report back.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import socket
@@ -29,12 +28,14 @@ from pyspark.sql import functions as F
 
 from jobs.checks import CheckOutcome, SchemaContract, evaluate_checks, schema_differences
 from jobs.contract import (
-    RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, DayRange, JobParameters, SparkTarget,
+    RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, DayRange, JobParameters, SparkTarget, day_ranges,
 )
 from jobs import pipes_io
 from jobs.registry import Declarations
 from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
-from jobs.table import REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Quarantine, Table
+from jobs.table import (
+    REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Overwrite, Quarantine, Table,
+)
 from jobs.warehouse import Commit, CommitNotFound, Days, Warehouse, WriteTxn
 
 # Delta's write conflicts: another writer committed first, and running the job again is safe.
@@ -65,6 +66,7 @@ class TableBuild:
     # For an IngestNewFiles table: the days of each daily table reading it that the new rows
     # touch (None: every day); {} when nothing was ingested. None for other tables.
     touched_days: dict[str, list[DayRange] | None] | None = None
+    ingested: list[LandingFile] | None = None  # the landing files ingested (IngestNewFiles)
 
 
 class BuildFailed(Exception):
@@ -78,6 +80,7 @@ class WriteConflict(Exception):
 def build_table(
     spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
     write_id: str, declarations: Declarations | None = None, days: Days | None = None,
+    full_refresh: bool = False,
 ) -> TableBuild:
     """Read each input (tables at their pinned Delta version), transform, write one commit,
     check it.
@@ -90,9 +93,11 @@ def build_table(
     not commit again. Rows the transform marks as bad fail the build or are quarantined. A
     failed blocking check gives the table back its previous contents, as a new version that
     the build reports with every outcome (Dagster then fails the step). Errors name the table.
+    A table that ingests landing files appends the new ones, or with `full_refresh` replaces its
+    contents with every file's rows.
     """
     try:
-        return _build(spark, warehouse, table, pinned_versions, write_id, declarations, days)
+        return _build(spark, warehouse, table, pinned_versions, write_id, declarations, days, full_refresh)
     except WRITE_CONFLICTS as error:
         raise WriteConflict(
             f"write conflict on {warehouse.full_name(table.name)}: another writer committed "
@@ -105,12 +110,15 @@ def build_table(
 
 def _build(
     spark: SparkSession, warehouse: Warehouse, table: Table, pinned_versions: dict[str, int],
-    write_id: str, declarations: Declarations | None, days: Days | None,
+    write_id: str, declarations: Declarations | None, days: Days | None, full_refresh: bool,
 ) -> TableBuild:
     name = warehouse.full_name(table.name)
     txn = WriteTxn(f"{name} {write_id}")
-    new_landing = None
-    if isinstance(table.write, IngestNewFiles):
+    new_landing, mode = None, table.write
+    if isinstance(table.write, IngestNewFiles) and full_refresh:
+        new_landing = {d: list_landing(warehouse.landing_root, d) for d in sorted(table.landing_datasets)}
+        mode = Overwrite()
+    elif isinstance(table.write, IngestNewFiles):
         read_version = warehouse.current_version(spark, table.name)
         new_landing = _new_landing_files(spark, warehouse, table, read_version)
         if not any(new_landing.values()):
@@ -134,8 +142,8 @@ def _build(
     if days is not None:
         result = days.select(result)
     try:
-        commit = warehouse.write(spark, table.name, result, table.write, txn,
-                                 merge_schema=table.schema_evolution, days=days)
+        commit = warehouse.write(spark, table.name, result, mode, txn, merge_schema=table.schema_evolution,
+                                 days=days, change_feed=isinstance(table.write, IngestNewFiles))
     except PySparkException as error:
         if _BAD_ROW not in str(error):
             raise
@@ -163,7 +171,7 @@ def _build(
         written = _written(spark, warehouse, table.name, commit.version, days)
         row_count = written.count()
     touched = None
-    if new_landing is not None and undone is None:
+    if new_landing is not None and undone is None and not full_refresh:
         touched = _days_touched(spark, warehouse, table, declarations, warehouse.change_feed(spark, table.name, commit.version))
     return TableBuild(
         commit=commit,
@@ -176,6 +184,7 @@ def _build(
         rejected_rows=rejected_rows,
         undone_version=undone,
         touched_days=touched,
+        ingested=None if new_landing is None else [f for files in new_landing.values() for f in files],
     )
 
 
@@ -205,6 +214,7 @@ def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version:
         check_seconds=time.monotonic() - checking,
         rejected_rows=0 if isinstance(table.bad_rows, Quarantine) else None,
         touched_days={},
+        ingested=[],
     )
 
 
@@ -233,16 +243,6 @@ def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, decla
         touched[reader.name] = day_ranges(dates)
     return touched
 
-
-def day_ranges(dates: set[dt.date]) -> list[DayRange]:
-    """Dates as the fewest ranges of consecutive days (end exclusive), in order."""
-    ranges: list[list[dt.date]] = []
-    for day in sorted(dates):
-        if ranges and ranges[-1][1] == day:
-            ranges[-1][1] = day + dt.timedelta(days=1)
-        else:
-            ranges.append([day, day + dt.timedelta(days=1)])
-    return [DayRange(start.isoformat(), end.isoformat()) for start, end in ranges]
 
 
 def _read_inputs(
@@ -358,7 +358,8 @@ def run_table(declarations: Declarations, started: float) -> None:
         print(f"{name}: building on Spark {spark_version}, inputs pinned at {job.input_versions}", flush=True)
         for attempt in range(job.conflict_retries + 1):
             try:
-                build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days)
+                build = build_table(spark, warehouse, table, job.input_versions, job.write_id, declarations, days,
+                                    job.full_refresh)
                 break
             except WriteConflict as conflict:
                 if attempt == job.conflict_retries:
@@ -388,6 +389,8 @@ def run_table(declarations: Declarations, started: float) -> None:
             rejected_rows=build.rejected_rows,
             undone_version=build.undone_version,
             touched_days=build.touched_days,
+            ingested_files=None if build.ingested is None else len(build.ingested),
+            ingested_bytes=None if build.ingested is None else sum(f.size for f in build.ingested),
         )
         pipes.report_asset_materialization(metadata=report.to_metadata(), data_version=str(report.delta_version))
         _report_checks(pipes, build.checks)

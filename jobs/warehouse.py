@@ -170,7 +170,7 @@ class Warehouse:
 
     def write(
         self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode,
-        txn: WriteTxn, merge_schema: bool = False, days: Days | None = None,
+        txn: WriteTxn, merge_schema: bool = False, days: Days | None = None, change_feed: bool = False,
     ) -> Commit:
         """Write `df` as one Delta commit and return it.
 
@@ -179,12 +179,13 @@ class Warehouse:
         retried job repeats its write, Delta skips the write and the earlier commit is
         returned. A concurrent writer's commit makes Delta raise a concurrent modification
         error, never a mixed table. With `days` (the date column and its range), an Overwrite
-        replaces only those days.
+        replaces only those days. With `change_feed`, a table this write creates records Delta's
+        change data feed (change_feed()).
         """
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
         settings = {_USER_METADATA: txn.tag}
-        if isinstance(mode, IngestNewFiles):
+        if change_feed:
             settings[_CHANGE_FEED_DEFAULT] = "true"
         with _session_conf(spark, settings):
             if isinstance(mode, Merge) and self.current_version(spark, name) is not None:

@@ -9,6 +9,7 @@ import operator
 import dagster as dg
 
 from jobs.table import ByHandOnly, OnCron, Trigger, WhenAllInputsUpdate, WhenAnyInputUpdates
+from platform_assets.touched_days import TouchedDays
 
 AC = dg.AutomationCondition
 
@@ -62,12 +63,19 @@ def _updated(key: dg.AssetKey) -> dg.AutomationCondition:
     ).with_label(f"{key.to_user_string()} updated")
 
 
-def automation_condition(trigger: Trigger, inputs: list[dg.AssetKey]) -> dg.AutomationCondition | None:
-    """The condition for a table with these input asset keys; None when nothing can start it."""
+def automation_condition(
+    trigger: Trigger, inputs: list[dg.AssetKey], touched_days: TouchedDays | None = None,
+) -> dg.AutomationCondition | None:
+    """The condition for a table with these input asset keys; None when nothing can start it.
+    For a daily table, `touched_days` narrows what its unpartitioned inputs' updates rebuild to
+    the days they touched (WhenAnyInputUpdates)."""
     if isinstance(trigger, ByHandOnly) or (not inputs and not isinstance(trigger, OnCron)):
         return None
     if isinstance(trigger, OnCron):
         updated = AC.on_cron(trigger.schedule, trigger.timezone)
+    elif isinstance(trigger, WhenAnyInputUpdates) and touched_days is not None:
+        partitioned_updated = AC.any_deps_updated().ignore(dg.AssetSelection.assets(*touched_days.inputs))
+        updated = (touched_days | partitioned_updated).since(handled())
     elif isinstance(trigger, WhenAnyInputUpdates):
         updated = AC.any_deps_updated().since(handled())
     elif isinstance(trigger, WhenAllInputsUpdate):

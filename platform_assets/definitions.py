@@ -3,12 +3,14 @@
 Every setting is an environment variable, all optional; docs/settings.md lists them.
 """
 
+import warnings
+
 import dagster as dg
 
 from jobs.registry import TABLES_PACKAGE, Declarations, discover
 from platform_assets.source_sensor import source_sensor
 from platform_assets.sources import Source, landing_key, source_asset
-from platform_assets.table_assets import table_assets, table_key
+from platform_assets.table_assets import daily_tables, table_assets, table_key
 from resources.landing_area import LandingArea
 from resources.runner import TableRunner
 from resources.targets import runner_from_env
@@ -53,6 +55,17 @@ def step_executor(runner: TableRunner) -> dg.ExecutorDefinition:
     })
 
 
+def daily_table_automation(daily: dg.AssetSelection, interval: int) -> dg.AutomationConditionSensorDefinition:
+    """The daily tables' automation: their conditions read which days their inputs touched
+    (TouchedDays), code that only the code location has, so it is evaluated there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server
+        return dg.AutomationConditionSensorDefinition(
+            "daily_table_automation", target=daily, default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=interval, use_user_code_server=True,
+        )
+
+
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     """Definitions for the tables declared under `tables_package`, configured from the environment."""
     catalog = setting("PLATFORM_CATALOG", "main")
@@ -62,6 +75,7 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     runner.check_tables(set(tables))
     observed = sources(declarations, catalog)
     interval = automation_interval_seconds()
+    daily = dg.AssetSelection.assets(*daily_tables(tables, catalog))
     return dg.Definitions(
         assets=[*table_assets(tables, catalog), *(source_asset(source) for source in observed)],
         jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
@@ -70,10 +84,11 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
             # Declared rather than Dagster's default one, to run from the start at our interval.
             dg.AutomationConditionSensorDefinition(
                 "table_automation",
-                target=dg.AssetSelection.all(),
+                target=dg.AssetSelection.all() - daily,
                 default_status=dg.DefaultSensorStatus.RUNNING,
                 minimum_interval_seconds=interval,
             ),
+            daily_table_automation(daily, interval),
         ],
         resources={"runner": runner, "landing": LandingArea.from_env()},
         executor=step_executor(runner),

@@ -3,11 +3,13 @@
 import warnings
 
 import dagster as dg
+from pydantic import Field
 
 from jobs.contract import DayRange
 from jobs.table import DailyPartitions, Table
 from platform_assets.automation import automation_condition
 from platform_assets.sources import landing_key
+from platform_assets.touched_days import TouchedDays
 from resources.runner import JobRequest, TableRunner
 
 # Every table job takes a slot of this pool: dagster.yaml caps the Spark jobs running at once
@@ -34,21 +36,33 @@ def latest_delta_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int 
     return None if value is None else int(value.value)
 
 
+class TableConfig(dg.Config):
+    """A table step's run config (the UI's launchpad, or the CLI's --config-json)."""
+
+    full_refresh: bool = Field(default=False, description=(
+        "Rebuild from all inputs: a table that ingests landing files ingests every file again, "
+        "replacing its contents. Other tables are always rebuilt from all their inputs."))
+
+
 def daily_partitions(partitions: DailyPartitions | None) -> dg.DailyPartitionsDefinition | None:
     if partitions is None:
         return None
     return dg.DailyPartitionsDefinition(start_date=partitions.start, end_date=partitions.end)
 
 
-def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
-    """The asset that materializes `table` by running its job through the `runner` resource."""
+def table_asset(table: Table, catalog: str, unpartitioned_inputs: tuple[str, ...] = ()) -> dg.AssetsDefinition:
+    """The asset that materializes `table` by running its job through the `runner` resource.
+    For a daily table, `unpartitioned_inputs` are the input tables not partitioned by day."""
     inputs = sorted(set(table.table_inputs.values()))
     deps = [table_key(catalog, name) for name in inputs] + [
         landing_key(dataset) for dataset in sorted(table.landing_datasets)
     ]
     key = table_key(catalog, table.name)
+    touched_days = None
+    if table.partitions is not None and unpartitioned_inputs:
+        touched_days = TouchedDays(table.name, tuple(table_key(catalog, name) for name in unpartitioned_inputs))
 
-    def _table(context: dg.AssetExecutionContext, runner: TableRunner) -> dg.MaterializeResult:
+    def _table(context: dg.AssetExecutionContext, runner: TableRunner, config: TableConfig) -> dg.MaterializeResult:
         pinned = {}
         for name in inputs:
             version = latest_delta_version(context.instance, table_key(catalog, name))
@@ -62,7 +76,7 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
             context.log.info(f"building days {days.start} to {days.end} (exclusive)")
         # Retries of this step repeat the run's write; Delta commits it once.
         request = JobRequest(table=table.name, catalog=catalog, input_versions=pinned,
-                             write_id=context.run.run_id, days=days)
+                             write_id=context.run.run_id, days=days, full_refresh=config.full_refresh)
         try:
             return runner.run(context, request)
         except Exception as error:
@@ -84,7 +98,7 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
             description=table.description or None,
             kinds={"spark", "delta"},
             metadata={"table": f"{catalog}.{table.name}", "declared_in": table.module},
-            automation_condition=automation_condition(table.trigger, deps),
+            automation_condition=automation_condition(table.trigger, deps, touched_days),
             pool=SPARK_POOL,
             partitions_def=daily_partitions(table.partitions),
             # A range of days is one run (one replaceWhere); every table has the policy, so that
@@ -98,4 +112,14 @@ def table_asset(table: Table, catalog: str) -> dg.AssetsDefinition:
 
 
 def table_assets(tables: dict[str, Table], catalog: str) -> list[dg.AssetsDefinition]:
-    return [table_asset(table, catalog) for table in tables.values()]
+    def unpartitioned(table: Table) -> tuple[str, ...]:
+        return tuple(sorted(name for name in set(table.table_inputs.values())
+                            if name not in tables or tables[name].partitions is None))
+
+    return [table_asset(table, catalog, unpartitioned(table)) for table in tables.values()]
+
+
+def daily_tables(tables: dict[str, Table], catalog: str) -> list[dg.AssetKey]:
+    """The keys of the tables partitioned by day: their automation runs in the code location
+    (platform_assets/touched_days.py)."""
+    return [table_key(catalog, name) for name, table in tables.items() if table.partitions is not None]

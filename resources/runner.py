@@ -17,6 +17,7 @@ class JobRequest:
     input_versions: dict[str, int]  # input table -> Delta version to read
     write_id: str  # the write's identity: retries of the step repeat it, Delta commits it once
     days: DayRange | None = None  # the days of a partitioned table's run
+    full_refresh: bool = False  # rebuild from all inputs (JobParameters.full_refresh)
 
     def parameters(self, *, landing_dir: str, warehouse_dir: str | None, spark: SparkTarget,
                    ran_on: str, conflict_retries: int = 0) -> JobParameters:
@@ -24,6 +25,7 @@ class JobRequest:
             table=self.table, catalog=self.catalog, input_versions=self.input_versions,
             write_id=self.write_id, days=self.days, landing_dir=landing_dir,
             warehouse_dir=warehouse_dir, spark=spark, ran_on=ran_on, conflict_retries=conflict_retries,
+            full_refresh=self.full_refresh,
         )
 
 

@@ -15,6 +15,9 @@ graph's job run.
 automation: trigger latency through the real daemon and the cost of observing external
 tables (scripts/bench_automation.py).
 
+incremental: one new day landed through to gold with `make update`, against a full refresh
+(scripts/bench_incremental.py).
+
 writes: the seconds checks add to each table's build, and a one-day rebuild of the daily
 tables against a rebuild of every day (scripts/bench_writes.py).
 """
@@ -257,6 +260,11 @@ def main() -> None:
         from scripts.bench_writes import bench_writes
 
         bench_writes(work, landing)
+    if "incremental" in targets:
+        from scripts.bench_incremental import bench_incremental
+
+        print("incremental: one new day through to gold, against a full refresh")
+        bench_incremental(work, landing)
     if "automation" in targets:
         from scripts.bench_automation import print_automation
 

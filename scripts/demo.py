@@ -1,24 +1,17 @@
 """`make demo`: TPC-H landing data, every table materialized over every day through Dagster, a
 summary."""
 
-import logging
 import os
-import subprocess
 import sys
 import time
 
 import dagster as dg
 
-from jobs.registry import discover
-from platform_assets.definitions import setting, sources
-from platform_assets.source_sensor import new_observations, recorded_versions
-from platform_assets.sources import DATA_VERSION_TAG
-from resources.landing_area import LandingArea
-from resources.paths import LOCAL_DIR, PROJECT_DIR, landing_dir
+from resources.paths import LOCAL_DIR, landing_dir
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
-from scripts.progress import follow
-from scripts.runs import format_table_runs, full_history, latest_run, materialize_command, table_runs
+from scripts.progress import observe_sources, run_with_progress
+from scripts.runs import format_table_runs, full_history, materialize_command, table_runs
 
 
 def main() -> int:
@@ -43,7 +36,7 @@ def main() -> int:
             command = materialize_command(selection, partitions)
             print(f"\n{' '.join(['dagster', *command[1:]])}")
             run_started = time.monotonic()
-            run, code = _run_with_progress(instance, command, log)
+            run, code = run_with_progress(instance, command, log)
             if run is None:
                 print(f"no run was started; the CLI's output is in {log}", file=sys.stderr)
                 return code or 1
@@ -56,28 +49,6 @@ def main() -> int:
               f"(Dagster home {instance.root_directory}, the CLI's output in {log})\n")
         print(format_table_runs([row for run in runs for row in table_runs(instance, run.run_id)]))
     return 0
-
-
-def _run_with_progress(instance: dg.DagsterInstance, command: list[str], log) -> tuple[dg.DagsterRun | None, int]:
-    """Run `command`, printing each table's start and end; return its run and exit code."""
-    previous = latest_run(instance)
-    with log.open("a") as output:
-        process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=output, stderr=subprocess.STDOUT)
-        run = follow(instance, process, after=previous.run_id if previous else None)
-    return run, process.returncode
-
-
-def observe_sources(instance: dg.DagsterInstance) -> None:
-    """Record the versions of the landing files and external tables, as the observation sensor
-    would: the jobs then pin them, and a daemon started later does not take them for new."""
-    observed = sources(discover(), setting("PLATFORM_CATALOG", "main"))
-    seen = recorded_versions(instance, observed)
-    # No settle time: the files in landing are complete (generated before this call).
-    landing = LandingArea(path=landing_dir(), settle_seconds=0)
-    events, _ = new_observations(observed, landing, seen, logging.getLogger("demo"))
-    for event in events:
-        instance.report_runless_asset_event(event)
-        print(f"observed {event.asset_key.to_user_string()}: version {event.tags[DATA_VERSION_TAG]}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,22 @@
-"""Follow a run in the instance's event log and print a line as each table starts and ends."""
+"""Run the CLI and follow its run in the instance's event log, printing a line as each table
+starts and ends; record the sources' versions first, as the observation sensor would."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 
 import dagster as dg
 
 from jobs.contract import BuildReport
+from jobs.registry import discover
+from platform_assets.definitions import setting, sources
+from platform_assets.source_sensor import new_observations, recorded_versions
+from platform_assets.sources import DATA_VERSION_TAG
+from resources.landing_area import LandingArea
+from resources.paths import PROJECT_DIR, landing_dir
+from scripts.runs import latest_run
 
 _STEP_EVENTS = {
     dg.DagsterEventType.STEP_START,
@@ -56,3 +65,25 @@ def _print_event(entry: dg.EventLogEntry, started: dict[str, float], reported: s
 
 def _clock(entry: dg.EventLogEntry) -> str:
     return time.strftime("%H:%M:%S", time.localtime(entry.timestamp))
+
+
+def run_with_progress(instance: dg.DagsterInstance, command: list[str], log) -> tuple[dg.DagsterRun | None, int]:
+    """Run `command`, printing each table's start and end; return its run and exit code."""
+    previous = latest_run(instance)
+    with log.open("a") as output:
+        process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=output, stderr=subprocess.STDOUT)
+        run = follow(instance, process, after=previous.run_id if previous else None)
+    return run, process.returncode
+
+
+def observe_sources(instance: dg.DagsterInstance) -> None:
+    """Record the versions of the landing files and external tables, as the observation sensor
+    would: the jobs then pin them, and a daemon started later does not take them for new."""
+    observed = sources(discover(), setting("PLATFORM_CATALOG", "main"))
+    seen = recorded_versions(instance, observed)
+    # No settle time: landing files arrive whole (generated, or renamed into place).
+    landing = LandingArea(path=landing_dir(), settle_seconds=0)
+    events, _ = new_observations(observed, landing, seen, logging.getLogger("observe"))
+    for event in events:
+        instance.report_runless_asset_event(event)
+        print(f"observed {event.asset_key.to_user_string()}: version {event.tags[DATA_VERSION_TAG]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -21,13 +22,18 @@ from resources.runner import TableRunner
 DEFINITIONS_MODULE = "platform_assets.definitions"
 
 
-def materialize_command(selection: str, partitions: str | None = None) -> list[str]:
+def materialize_command(selection: str, partitions: str | None = None, full_refresh: bool = False) -> list[str]:
     """`dagster asset materialize` of `selection` in this project's code location;
-    `partitions` is a day or a range `first...last` of the partitioned tables selected."""
+    `partitions` is a day or a range `first...last` of the partitioned tables selected;
+    `full_refresh` sets every selected table's TableConfig.full_refresh."""
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "asset", "materialize", "-m", DEFINITIONS_MODULE, "--select", selection]
     if partitions:
         command += ["--partition-range" if "..." in partitions else "--partition", partitions]
+    if full_refresh:
+        steps = [dg.AssetKey.from_user_string(key).to_python_identifier() for key in selection.split(",")]
+        config = {"ops": {step: {"config": {"full_refresh": True}} for step in steps}}
+        command += ["--config-json", json.dumps(config)]
     return command
 
 

@@ -152,17 +152,19 @@ def test_silver_reads_the_versions_recorded_by_dagster_not_whatever_is_latest(pl
     # Another writer appends to bronze.lineitem behind Dagster's back.
     lineitem_path = str(platform.warehouse / "main" / "bronze" / "lineitem")
     spark.read.format("delta").load(lineitem_path).limit(5).write.format("delta").mode("append").save(lineitem_path)
+    try:
+        land_new_orders(Path(platform.landing), lambda rows: rows[:3])  # orders without line items yet
+        rewrite = platform.materialize(dg.AssetSelection.assets(key("main.bronze.orders")))
+        rerun = platform.materialize(dg.AssetSelection.assets(key("main.silver.order_lines")))
 
-    land_new_orders(Path(platform.landing), lambda rows: rows[:3])  # orders without line items yet
-    rewrite = platform.materialize(dg.AssetSelection.assets(key("main.bronze.orders")))
-    rerun = platform.materialize(dg.AssetSelection.assets(key("main.silver.order_lines")))
-
-    assert rewrite.success and rerun.success
-    inputs = platform.latest_metadata("main.silver.order_lines")["input_versions"]
-    assert inputs["main.bronze.orders"] == orders_before + 1
-    assert inputs["main.bronze.lineitem"] == lineitem["delta_version"]
-    assert platform.delta("main.bronze.lineitem").version() == lineitem["delta_version"] + 1
-    assert platform.latest_metadata("main.silver.order_lines")["dagster/row_count"] == lineitem["dagster/row_count"]
+        assert rewrite.success and rerun.success
+        inputs = platform.latest_metadata("main.silver.order_lines")["input_versions"]
+        assert inputs["main.bronze.orders"] == orders_before + 1
+        assert inputs["main.bronze.lineitem"] == lineitem["delta_version"]
+        assert platform.delta("main.bronze.lineitem").version() == lineitem["delta_version"] + 1
+        assert platform.latest_metadata("main.silver.order_lines")["dagster/row_count"] == lineitem["dagster/row_count"]
+    finally:  # the other tests read this platform: no duplicate line items left behind
+        spark.sql(f"RESTORE TABLE delta.`{lineitem_path}` TO VERSION AS OF {lineitem['delta_version']}").collect()
 
 
 def test_rerunning_days_from_the_cli_replaces_exactly_those_days_with_the_same_rows(platform, spark):

@@ -15,7 +15,8 @@ from deltalake import DeltaTable
 from jobs.contract import DayRange
 from jobs.landing_files import ChangedLandingFile, LandingFile, new_files
 from jobs.registry import discover
-from jobs.runtime import build_table, day_ranges
+from jobs.contract import day_ranges
+from jobs.runtime import build_table
 from jobs.warehouse import Warehouse
 
 DECLARATIONS = discover()
