@@ -183,11 +183,13 @@ def rename_nation(landing_dir: str | Path, old: str, new: str) -> int:
 
 
 def has_landing(landing_dir: str | Path) -> bool:
-    """Whether every dataset has its parquet files and the nation table exists."""
+    """Whether every dataset has its parquet files, the days still to land are kept in
+    `.tpch/` (a landing area from before day-by-day landing has none), and the nation table
+    exists."""
     landing = Path(landing_dir)
-    return all(any((landing / name).glob("*.parquet")) for name in DATASETS) and DeltaTable.is_deltatable(
-        external_table_path(str(landing), NATION_TABLE)
-    )
+    return (all(any((landing / name).glob("*.parquet")) for name in DATASETS)
+            and all((landing / TPCH_DIR / f"{name}.parquet").exists() for name in DAILY_DATASETS)
+            and DeltaTable.is_deltatable(external_table_path(str(landing), NATION_TABLE)))
 
 
 def main(argv: list[str] | None = None) -> int:
