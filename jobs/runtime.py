@@ -122,7 +122,7 @@ def _build(
         read_version = warehouse.current_version(spark, table.name)
         new_landing = _new_landing_files(spark, warehouse, table, read_version)
         if not any(new_landing.values()):
-            return _unchanged(spark, warehouse, table, read_version, declarations)
+            return _unchanged(spark, warehouse, table, read_version)
         # One ingestion at a time: a concurrent one that read the same version carries the
         # same transaction, so Delta skips or refuses the second (never a file twice).
         txn = WriteTxn(f"{name} landing files", version=read_version + 1 if read_version is not None else 0,
@@ -172,7 +172,8 @@ def _build(
         row_count = written.count()
     touched = None
     if new_landing is not None and undone is None and not full_refresh:
-        touched = _days_touched(spark, warehouse, table, declarations, warehouse.change_feed(spark, table.name, commit.version))
+        new_rows = warehouse.change_feed(spark, table.name, commit.version)
+        touched = _days_touched(spark, warehouse, table, declarations, new_rows)
     return TableBuild(
         commit=commit,
         row_count=row_count,
@@ -197,8 +198,7 @@ def _new_landing_files(spark: SparkSession, warehouse: Warehouse, table: Table,
             for dataset in sorted(table.landing_datasets)}
 
 
-def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version: int,
-               declarations: Declarations | None) -> TableBuild:
+def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version: int) -> TableBuild:
     """The build of an ingesting table that found no new landing files: no commit; the table's
     latest version, checked again, with no day touched."""
     written = warehouse.read_table(spark, table.name, version)
@@ -242,7 +242,6 @@ def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, decla
             dates |= {row[0] for row in days.distinct().collect() if row[0] is not None}
         touched[reader.name] = day_ranges(dates)
     return touched
-
 
 
 def _read_inputs(
