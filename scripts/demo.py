@@ -2,12 +2,14 @@
 summary."""
 
 import os
+import shutil
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 
-from resources.paths import LOCAL_DIR, landing_dir
+from resources.paths import LOCAL_DIR, landing_dir, warehouse_dir
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
 from scripts.progress import observe_sources, run_with_progress
@@ -20,6 +22,10 @@ def main() -> int:
     if not has_landing(landing):
         print(f"generating TPC-H landing data, scale factor {scale_factor}, into {landing}")
         generate_landing(landing, scale_factor)
+        # Tables ingested from earlier landing files would take the new files for more rows.
+        if Path(warehouse_dir()).exists():
+            print(f"removing {warehouse_dir()}: its tables were built from other landing data")
+            shutil.rmtree(warehouse_dir())
 
     spark = LocalSparkServer.from_env()
     started = time.monotonic()
