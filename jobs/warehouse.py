@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 
 from jobs.columns import SOURCE_COLUMNS
 from jobs.contract import DayRange
-from jobs.landing_files import LandingFile
+from jobs.landing_files import LandingFile, list_landing
 from jobs.table import Append, IngestNewFiles, Merge, WriteMode, external_table_path
 
 # What Spark and Delta say when a table or path holds no Delta table yet.
@@ -163,10 +163,8 @@ class Warehouse:
         return str(Path(self.landing_root) / dataset)
 
     def read_landing(self, spark: SparkSession, dataset: str) -> DataFrame:
-        path = Path(self.landing_path(dataset))
-        if not any(path.glob("*.parquet")):
-            raise FileNotFoundError(f"landing files for '{dataset}' not found: no *.parquet in {path}")
-        return spark.read.parquet(str(path))
+        list_landing(self.landing_root, dataset)  # a dataset without files is an error naming it
+        return spark.read.parquet(self.landing_path(dataset))
 
     def write(
         self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode,
