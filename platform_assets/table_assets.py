@@ -52,7 +52,8 @@ def daily_partitions(partitions: DailyPartitions | None) -> dg.DailyPartitionsDe
 
 def table_asset(table: Table, catalog: str, unpartitioned_inputs: tuple[str, ...] = ()) -> dg.AssetsDefinition:
     """The asset that materializes `table` by running its job through the `runner` resource.
-    For a daily table, `unpartitioned_inputs` are the input tables not partitioned by day."""
+    For a daily table, `unpartitioned_inputs` are the input tables built here and not
+    partitioned by day."""
     inputs = sorted(set(table.table_inputs.values()))
     deps = [table_key(catalog, name) for name in inputs] + [
         landing_key(dataset) for dataset in sorted(table.landing_datasets)
@@ -113,8 +114,10 @@ def table_asset(table: Table, catalog: str, unpartitioned_inputs: tuple[str, ...
 
 def table_assets(tables: dict[str, Table], catalog: str) -> list[dg.AssetsDefinition]:
     def unpartitioned(table: Table) -> tuple[str, ...]:
+        # Tables built here only: their materializations report the days they touched. An
+        # external table's new version is an observation, which rebuilds every day.
         return tuple(sorted(name for name in set(table.table_inputs.values())
-                            if name not in tables or tables[name].partitions is None))
+                            if name in tables and tables[name].partitions is None))
 
     return [table_asset(table, catalog, unpartitioned(table)) for table in tables.values()]
 
