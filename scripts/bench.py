@@ -1,6 +1,6 @@
 """`make bench SF=<scale>`: the whole graph through Dagster, on each target.
 
-local: the graph through the Dagster CLI over every day (what `make demo` runs) against the
+local: the graph through Dagster over every day (`make demo`'s two runs) against the
 floor, the same five builds (same reads, transforms and Delta writes) in one Spark session in
 one process. Both use the warm local Spark server, started before either is timed. Prints wall
 times, their ratio, and peak memory (summed RSS and PSS of the process tree plus the Spark
@@ -41,7 +41,7 @@ import psutil
 from resources.paths import LOCAL_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
-from scripts.runs import full_history, materialize_command, table_runs
+from scripts.runs import table_runs
 from scripts.setup_local import link_instance_config
 
 # Puts the event-log timer (a sitecustomize module) into the processes of the timed Dagster run.
@@ -122,19 +122,16 @@ class GraphRun:
 
 
 def dagster_graph(work: Path, landing: Path) -> GraphRun:
-    """Materialize every table over every day with the Dagster CLI (two runs: full_history) into
-    a fresh instance (the project's dagster.yaml) and warehouse, timing the event-log writes of
-    every process."""
+    """Materialize every table over every day with `make demo`'s script (two runs:
+    full_history) into a fresh instance (the project's dagster.yaml) and warehouse, timing the
+    event-log writes of every process."""
     home, warehouse = work / "dagster_home", work / "warehouse_dagster"
     link_instance_config(home)
     timing = work / "event_timing.log"
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
            "PLATFORM_LANDING_DIR": str(landing), "PLATFORM_EVENT_TIMING_LOG": str(timing),
            "PYTHONPATH": os.pathsep.join([str(EVENT_TIMING_DIR), os.environ.get("PYTHONPATH", "")])}
-    elapsed, peak = 0.0, (0, 0)
-    for selection, partitions in full_history():
-        seconds, memory, _ = timed(materialize_command(selection, partitions), env)
-        elapsed, peak = elapsed + seconds, (max(peak[0], memory[0]), max(peak[1], memory[1]))
+    elapsed, peak, _ = timed([sys.executable, "-m", "scripts.demo"], env)
     writes = [line.split() for line in timing.read_text().splitlines()]
     return GraphRun(elapsed, peak, event_seconds=sum(float(w[3]) for w in writes),
                     events=sum(int(w[2]) for w in writes), event_writes=len(writes))
@@ -282,7 +279,7 @@ def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:
     floor_seconds, floor_peak, out = timed(floor_command)
     builds = json.loads(out.strip().splitlines()[-1])
     gib = 1024**3
-    print(f"  whole graph through Dagster (CLI: 2 runs, 5 Pipes jobs, every day): {graph.seconds:7.1f} s  "
+    print(f"  whole graph through Dagster (`make demo`: 2 runs, 5 Pipes jobs, every day): {graph.seconds:7.1f} s  "
           f"peak RSS {graph.peak_memory[0] / gib:.2f} GiB, PSS {graph.peak_memory[1] / gib:.2f} GiB "
           "(Spark server included)")
     print(f"    of which storing Dagster events: {graph.event_seconds:.1f} s ({graph.events:,} events "

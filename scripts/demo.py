@@ -12,7 +12,7 @@ import dagster as dg
 from resources.paths import LOCAL_DIR, landing_dir, warehouse_dir
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
-from scripts.progress import observe_sources, run_with_progress
+from scripts.progress import execute_with_progress, observe_sources
 from scripts.runs import format_table_runs, full_history, materialize_command, table_runs
 
 
@@ -39,20 +39,21 @@ def main() -> int:
         runs, started = [], time.monotonic()
         # The unpartitioned tables, then the daily ones over every day (see full_history).
         for selection, partitions in full_history():
+            # The run the CLI command starts, executed in this process (scripts.runs.execute).
             command = materialize_command(selection, partitions)
             print(f"\n{' '.join(['dagster', *command[1:]])}")
             run_started = time.monotonic()
-            run, code = run_with_progress(instance, command, log)
+            run = execute_with_progress(instance, selection, partitions, log)
             if run is None:
-                print(f"no run was started; the CLI's output is in {log}", file=sys.stderr)
-                return code or 1
+                print(f"no run was started; Dagster's output is in {log}", file=sys.stderr)
+                return 1
             runs.append(run)
             print(f"run {run.run_id}: {run.status.value} in {time.monotonic() - run_started:.1f} s")
-            if code != 0:
+            if run.status != dg.DagsterRunStatus.SUCCESS:
                 print(log.read_text()[-5000:], file=sys.stderr)
-                return code
+                return 1
         print(f"\nevery table built in {time.monotonic() - started:.1f} s "
-              f"(Dagster home {instance.root_directory}, the CLI's output in {log})\n")
+              f"(Dagster home {instance.root_directory}, Dagster's output in {log})\n")
         print(format_table_runs([row for run in runs for row in table_runs(instance, run.run_id)]))
     return 0
 

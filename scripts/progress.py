@@ -1,11 +1,17 @@
-"""Run the CLI and follow its run in the instance's event log, printing a line as each table
+"""Execute a run and follow it in the instance's event log, printing a line as each table
 starts and ends; record the sources' versions first, as the observation sensor would."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import subprocess
+import os
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
@@ -15,65 +21,90 @@ from platform_assets.definitions import setting, sources
 from platform_assets.source_sensor import new_observations, recorded_versions
 from platform_assets.sources import DATA_VERSION_TAG
 from resources.landing_area import LandingArea
-from resources.paths import PROJECT_DIR, landing_dir
-from scripts.runs import latest_run
-
-_STEP_EVENTS = {
-    dg.DagsterEventType.STEP_START,
-    dg.DagsterEventType.ASSET_MATERIALIZATION,
-    dg.DagsterEventType.STEP_FAILURE,
-}
+from resources.paths import landing_dir
+from scripts.runs import STEP_EVENTS, execute, latest_run, step_report
 
 
-def follow(instance: dg.DagsterInstance, process: subprocess.Popen, after: str | None,
+def follow(instance: dg.DagsterInstance, finished: Callable[[], bool], after: str | None, out: TextIO,
            poll_seconds: float = 0.5) -> dg.DagsterRun | None:
-    """While `process` creates and executes a run, print each table's start and end; return the
-    run (the newest one that is not `after`), or None if the process started none."""
-    run, cursor, started, reported = None, None, {}, set()
+    """Until `finished()`, print to `out` each table's start and end in the newest run that is
+    not `after`; return that run, or None if none was started."""
+    run, cursor, started = None, None, {}
     while True:
-        done = process.poll() is not None
+        done = finished()
         if run is None:
             newest = instance.get_runs(limit=1)
             if newest and newest[0].run_id != after:
                 run = newest[0]
         if run is not None:
-            records = instance.get_records_for_run(run.run_id, cursor=cursor, of_type=_STEP_EVENTS)
+            records = instance.get_records_for_run(run.run_id, cursor=cursor, of_type=STEP_EVENTS)
             cursor = records.cursor
             for record in records.records:
-                _print_event(record.event_log_entry, started, reported)
+                _print_event(instance, run.run_id, record.event_log_entry, started, out)
         if done:
             return run if run is None else instance.get_run_by_id(run.run_id)
         time.sleep(poll_seconds)
 
 
-def _print_event(entry: dg.EventLogEntry, started: dict[str, float], reported: set) -> None:
+def _print_event(instance: dg.DagsterInstance, run_id: str, entry: dg.EventLogEntry,
+                 started: dict[str, float], out: TextIO) -> None:
     event = entry.dagster_event
     table = event.step_key.replace("__", ".")
     if event.event_type == dg.DagsterEventType.STEP_START:
         started[table] = entry.timestamp
-        print(f"  {_clock(entry)}  started   {table}", flush=True)
+        print(f"  {_clock(entry)}  started   {table}", file=out, flush=True)
     elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
         print(f"  {_clock(entry)}  FAILED    {table}: {event.event_specific_data.error.message.strip()[:300]}",
-              flush=True)
-    elif table not in reported:  # a daily table reports one materialization per day: print the first
-        reported.add(table)
-        report = BuildReport.from_metadata({k: v.value for k, v in entry.asset_materialization.metadata.items()})
+              file=out, flush=True)
+    elif (report := step_report(instance, run_id, event.step_key)) is not None:
         seconds = entry.timestamp - started.get(table, entry.timestamp)
         print(f"  {_clock(entry)}  finished  {table}: Delta version {report.delta_version}, "
-              f"{report.row_count:,} rows, {seconds:.1f} s", flush=True)
+              f"{report.row_count:,} rows, {seconds:.1f} s", file=out, flush=True)
 
 
 def _clock(entry: dg.EventLogEntry) -> str:
     return time.strftime("%H:%M:%S", time.localtime(entry.timestamp))
 
 
-def run_with_progress(instance: dg.DagsterInstance, command: list[str], log) -> tuple[dg.DagsterRun | None, int]:
-    """Run `command`, printing each table's start and end; return its run and exit code."""
+def execute_with_progress(instance: dg.DagsterInstance, selection: str, partitions: str | None, log: Path,
+                          full_refresh: bool = False) -> dg.DagsterRun | None:
+    """`scripts.runs.execute` in this process, printing each table's start and end while its
+    output (Dagster's log, the jobs') goes to `log`; the run, or None if none was started."""
     previous = latest_run(instance)
+    finished, followed = threading.Event(), []
+    with _output_to(log) as console:
+        follower = threading.Thread(target=lambda: followed.append(
+            follow(instance, finished.is_set, previous.run_id if previous else None, console)))
+        follower.start()
+        try:
+            execute(instance, selection, partitions, full_refresh)
+        finally:
+            finished.set()
+            follower.join()
+    return followed[0] if followed else None
+
+
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[TextIO]:
+    """This process's stdout and stderr, and so its job processes', appended to `log`; yields
+    the console, for progress."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(1), "w")
     with log.open("a") as output:
-        process = subprocess.Popen(command, cwd=PROJECT_DIR, stdout=output, stderr=subprocess.STDOUT)
-        run = follow(instance, process, after=previous.run_id if previous else None)
-    return run, process.returncode
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            console.close()
 
 
 def observe_sources(instance: dg.DagsterInstance) -> None:

@@ -9,10 +9,8 @@ instance ($DAGSTER_HOME), with the parent run's tags (its partition range includ
 import sys
 
 import dagster as dg
-from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from resources.paths import PROJECT_DIR
-from scripts.runs import DEFINITIONS_MODULE
+from scripts.runs import code_location_job
 
 
 def reexecute_from_failure(run_id: str, instance: dg.DagsterInstance) -> dg.JobExecutionResult:
@@ -20,14 +18,11 @@ def reexecute_from_failure(run_id: str, instance: dg.DagsterInstance) -> dg.JobE
     parent = instance.get_run_by_id(run_id)
     if parent is None:
         raise ValueError(f"no run {run_id} in the instance at {instance.root_directory}")
-    # The code location's own job of that name (`__ASSET_JOB` for `dagster asset materialize`),
-    # rebuilt in each step's process as Dagster does for launched runs.
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", str(PROJECT_DIR))
     options = dg.ReexecutionOptions.from_failure(run_id, instance)
     # The days a run of partitioned tables covered are tags; the child run needs them too.
     days = {k: v for k, v in parent.tags.items() if k.startswith("dagster/asset_partition_range")
             or k == "dagster/partition"}
-    return dg.execute_job(repository.get_reconstructable_job(parent.job_name), instance,
+    return dg.execute_job(code_location_job(parent.job_name), instance,
                           reexecution_options=options, tags=days)
 
 

@@ -1,4 +1,5 @@
-"""Materialize tables through the Dagster CLI, and read back what a run did."""
+"""Materialize tables through Dagster (the CLI, or the CLI's run in this process), and read
+back what a run did."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
 from jobs.contract import BuildReport
 from jobs.registry import discover
@@ -20,6 +22,7 @@ from resources.paths import PROJECT_DIR
 from resources.runner import TableRunner
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 
 
 def materialize_command(selection: str, partitions: str | None = None, full_refresh: bool = False) -> list[str]:
@@ -31,10 +34,36 @@ def materialize_command(selection: str, partitions: str | None = None, full_refr
     if partitions:
         command += ["--partition-range" if "..." in partitions else "--partition", partitions]
     if full_refresh:
-        steps = [dg.AssetKey.from_user_string(key).to_python_identifier() for key in selection.split(",")]
-        config = {"ops": {step: {"config": {"full_refresh": True}} for step in steps}}
-        command += ["--config-json", json.dumps(config)]
+        command += ["--config-json", json.dumps(_full_refresh_config(selection))]
     return command
+
+
+def _full_refresh_config(selection: str) -> dict:
+    steps = [dg.AssetKey.from_user_string(key).to_python_identifier() for key in selection.split(",")]
+    return {"ops": {step: {"config": {"full_refresh": True}} for step in steps}}
+
+
+def code_location_job(name: str = IMPLICIT_ASSET_JOB) -> ReconstructableJob:
+    """The code location's job `name` (default: what `dagster asset materialize` runs), as
+    Dagster rebuilds it in a step's process: a run of it is one the code location can re-execute."""
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", str(PROJECT_DIR))
+    return repository.get_reconstructable_job(name)
+
+
+def execute(instance: dg.DagsterInstance, selection: str, partitions: str | None = None,
+            full_refresh: bool = False) -> dg.ExecuteJobResult:
+    """The run that `materialize_command(selection, partitions, full_refresh)` starts, executed
+    in this process: the same job, assets, partition tags and config, without a second process
+    importing Dagster and loading the definitions again."""
+    tags = {}
+    if partitions:
+        first, _, last = partitions.partition("...")
+        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
+    return dg.execute_job(
+        code_location_job(), instance,
+        asset_selection=[dg.AssetKey.from_user_string(key) for key in selection.split(",")],
+        tags=tags, run_config=_full_refresh_config(selection) if full_refresh else None,
+    )
 
 
 def full_history() -> list[tuple[str, str | None]]:
@@ -111,36 +140,42 @@ class TableRun:
     step_seconds: float
 
 
+STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+
+
 def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
     """Step key -> (start, end) wall-clock timestamps, for steps that finished."""
     starts, ends = {}, {}
-    for entry in instance.all_logs(run_id):
+    for record in instance.get_records_for_run(run_id, of_type=STEP_EVENTS).records:
+        entry = record.event_log_entry
         event = entry.dagster_event
-        if event is None:
-            continue
         if event.event_type == dg.DagsterEventType.STEP_START:
             starts[event.step_key] = entry.timestamp
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+        else:
             ends[event.step_key] = entry.timestamp
     return {step: (starts[step], ends[step]) for step in ends if step in starts}
 
 
+def step_report(instance: dg.DagsterInstance, run_id: str, step_key: str) -> BuildReport | None:
+    """What the table of step `step_key` reported in the run, read from its latest
+    materialization (a daily table's days share one write, so one report), or None if the run
+    materialized none."""
+    key = dg.AssetKey(step_key.split("__"))
+    for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records:
+        if record.run_id == run_id:
+            metadata = record.asset_materialization.metadata
+            return BuildReport.from_metadata({k: v.value for k, v in metadata.items()})
+    return None
+
+
 def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
-    """What each table materialized in the run wrote, in the order they landed (one line per
-    table: a partitioned table's days share one write)."""
-    times = step_times(instance, run_id)
-    rows, seen = [], set()
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = entry.asset_materialization
-        if materialization.asset_key in seen:
-            continue
-        seen.add(materialization.asset_key)
-        start, end = times.get(entry.dagster_event.step_key, (entry.timestamp, entry.timestamp))
-        rows.append(TableRun(
-            table=".".join(materialization.asset_key.path),
-            report=BuildReport.from_metadata({k: v.value for k, v in materialization.metadata.items()}),
-            step_seconds=end - start,
-        ))
+    """What each table materialized in the run wrote, in the order they finished; reads the
+    steps' events and one materialization a table, not a daily table's thousands."""
+    rows = []
+    for step, (start, end) in sorted(step_times(instance, run_id).items(), key=lambda item: item[1][1]):
+        report = step_report(instance, run_id, step)
+        if report is not None:
+            rows.append(TableRun(table=step.replace("__", "."), report=report, step_seconds=end - start))
     return rows
 
 

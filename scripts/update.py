@@ -2,7 +2,7 @@
 `python -m scripts.update --full-refresh` rebuilds every table from all its inputs instead.
 
 It records the sources' new versions (new landing files, new external table versions), as the
-observation sensor would. Then it runs, through the CLI, each unpartitioned table with an input
+observation sensor would. Then it runs, through Dagster, each unpartitioned table with an input
 newer than its last build, and then the daily tables for only the days that those builds' new
 rows touched (platform_assets/touched_days.py): one run per range of consecutive days.
 """
@@ -23,7 +23,7 @@ from platform_assets.sources import landing_key
 from platform_assets.table_assets import table_key
 from platform_assets.touched_days import EVERY_DAY, days_touched, metadata_values, union
 from resources.paths import LOCAL_DIR
-from scripts.progress import observe_sources, run_with_progress
+from scripts.progress import execute_with_progress, observe_sources
 from scripts.runs import every_day, format_table_runs, full_history, materialize_command, table_runs
 
 
@@ -61,12 +61,12 @@ def main() -> int:
 
 
 def _run(instance: dg.DagsterInstance, selection: str, days: str | None, log, full_refresh: bool = False) -> list:
-    """Materialize `selection` (for `days`) through the CLI, with progress; its table runs."""
+    """Materialize `selection` (for `days`) in this process, with progress; its table runs."""
     command = materialize_command(selection, days, full_refresh)
-    print(f"\n{' '.join(['dagster', *command[1:]])}")
-    run, code = run_with_progress(instance, command, log)
-    if code != 0 or run is None:
-        sys.exit(f"the run failed; the CLI's output is in {log}")
+    print(f"\n{' '.join(['dagster', *command[1:]])}")  # the same run from the command line
+    run = execute_with_progress(instance, selection, days, log, full_refresh)
+    if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+        sys.exit(f"the run failed; Dagster's output is in {log}")
     return table_runs(instance, run.run_id)
 
 
