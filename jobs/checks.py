@@ -4,12 +4,17 @@ Each check is a small declaration that says, as a Spark aggregate, how many rows
 `evaluate_checks` computes every check of a table, and its row count, in one aggregation over
 what the job wrote, and reads sample rows only for the checks that failed. The job reports the
 outcomes to Dagster as asset checks; a blocking check that fails undoes the write.
+
+A table that only appends (IngestNewFiles) is checked on the rows it appended, as Databricks
+checks a streaming table's expectations on each batch: the earlier rows passed when they were
+written. Unique also looks up the appended keys among the earlier rows, and MinRows counts the
+whole table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from jobs.spark import DataFrame, F
 
@@ -24,6 +29,7 @@ class CheckOutcome:
     failing_count: int
     samples: list[dict] = field(default_factory=list)
     detail: str = ""
+    checked: str = "every row"  # which rows the check read
 
     def summary(self) -> str:
         state = "passed" if self.passed else f"failed ({self.failing_count} failing)"
@@ -50,7 +56,7 @@ class NotNull:
     def failing_count(self):
         return F.count_if(self._failing())
 
-    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+    def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         samples = _sample(df.where(self._failing())) if failing else []
         detail = f"{failing} rows with a null in {list(self.columns)}" if failing else ""
         return CheckOutcome(self.name, not failing, self.blocking, failing, samples, detail)
@@ -72,7 +78,7 @@ class Unique:
         # A struct is never null, so rows with nulls in the key are counted as values too.
         return F.count(F.lit(1)) - F.count_distinct(F.struct(*self.columns))
 
-    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+    def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         repeated = df.groupBy(*self.columns).count().where(F.col("count") > 1)
         samples = _sample(repeated) if failing else []
         detail = f"{failing} rows repeat a value of {list(self.columns)}" if failing else ""
@@ -91,10 +97,11 @@ class MinRows:
         return "min_rows"
 
     def failing_count(self):
-        return F.when(F.count(F.lit(1)) < self.count, 1).otherwise(0)
+        return None  # the table's row count decides, in outcome
 
-    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
-        detail = f"fewer than {self.count} rows" if failing else ""
+    def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
+        failing = int(rows < self.count)
+        detail = f"{rows} rows, fewer than {self.count}" if failing else ""
         return CheckOutcome(self.name, not failing, self.blocking, failing, [], detail)
 
 
@@ -116,7 +123,7 @@ class AcceptedValues:
     def failing_count(self):
         return F.count_if(self._failing())
 
-    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+    def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         samples = _sample(df.where(self._failing())) if failing else []
         detail = f"{failing} rows with {self.column} outside {sorted(self.values)}" if failing else ""
         return CheckOutcome(self.name, not failing, self.blocking, failing, samples, detail)
@@ -136,7 +143,7 @@ class SchemaContract:
     def failing_count(self):
         return None  # a property of the schema, not of rows
 
-    def outcome(self, df: DataFrame, failing: int) -> CheckOutcome:
+    def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         problems = schema_differences(dict(df.dtypes), dict(self.columns))
         return CheckOutcome(self.name, not problems, self.blocking, len(problems),
                             [{"problem": p} for p in problems[:SAMPLE_ROWS]], "; ".join(problems))
@@ -145,19 +152,37 @@ class SchemaContract:
 Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
 
 
-def evaluate_checks(df: DataFrame, checks: tuple[Check, ...]) -> tuple[int, list[CheckOutcome]]:
-    """The row count of `df` and the outcome of each check, in one aggregation (plus a sample
-    query for each check that failed)."""
+def evaluate_checks(df: DataFrame, checks: tuple[Check, ...],
+                    earlier: DataFrame | None = None) -> tuple[int, list[CheckOutcome]]:
+    """The table's row count and the outcome of each check, in one aggregation over `df` (plus
+    a sample query for each check that failed).
+
+    With `earlier`, `df` holds the rows just appended to a table whose `earlier` rows passed
+    the checks when they were written: only `df` is checked, except that Unique also counts the
+    earlier rows sharing an appended key (a broadcast join on the key columns alone) and
+    MinRows counts every row.
+    """
     counts = {f"check_{i}": check.failing_count() for i, check in enumerate(checks)}
     aggregates = [F.count(F.lit(1)).alias("rows")] + [
         expression.alias(alias) for alias, expression in counts.items() if expression is not None
     ]
     totals = df.agg(*aggregates).first()
-    outcomes = [
-        check.outcome(df, totals[f"check_{i}"] if counts[f"check_{i}"] is not None else 0)
-        for i, check in enumerate(checks)
-    ]
-    return totals["rows"], outcomes
+    rows = totals["rows"] if earlier is None else totals["rows"] + earlier.count()
+    outcomes = []
+    for i, check in enumerate(checks):
+        failing = totals[f"check_{i}"] if counts[f"check_{i}"] is not None else 0
+        checked = df
+        if earlier is not None and isinstance(check, Unique):
+            keys = F.broadcast(df.select(*check.columns).distinct())
+            sharing = earlier.join(keys, list(check.columns), "left_semi")
+            failing += sharing.count()
+            checked = df.unionByName(sharing)  # read again only for samples, if it failed
+        outcome = check.outcome(checked, failing, rows)
+        if earlier is not None and not isinstance(check, (MinRows, SchemaContract)):
+            outcome = replace(outcome, checked="the rows appended" + (
+                " and the earlier rows sharing their key" if isinstance(check, Unique) else ""))
+        outcomes.append(outcome)
+    return rows, outcomes
 
 
 def schema_differences(actual: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:

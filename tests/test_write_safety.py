@@ -113,6 +113,22 @@ def test_a_failing_blocking_check_restores_the_table_and_stops_downstream(platfo
     assert unique.metadata["failing_samples"].value[0]["count"] == 2
 
 
+def test_a_new_file_repeating_an_ingested_key_is_undone(platform):
+    table = platform.delta("bronze.orders")
+    version_before, rows_before = table.version(), table.to_pyarrow_table().num_rows
+    # The first order again, under the key it was ingested with (land_orders moves keys by 1e8s).
+    platform.land_orders(lambda rows: [{**rows[0], "o_orderkey": rows[0]["o_orderkey"] % 100_000_000}])
+
+    result = platform.materialize(dg.AssetSelection.assets(ORDERS))
+
+    assert not result.success
+    after = platform.delta("bronze.orders")
+    assert after.version() == version_before + 2 and after.to_pyarrow_table().num_rows == rows_before
+    unique = platform.check("unique_o_orderkey")
+    assert not unique.passed and unique.metadata["failing_count"].value == 1
+    assert unique.metadata["checked"].value == "the rows appended and the earlier rows sharing their key"
+
+
 def test_a_failing_non_blocking_check_is_reported_and_the_table_lands(platform):
     def unknown_status(rows):
         rows[0]["o_orderstatus"] = "X"

@@ -45,3 +45,20 @@ def test_schema_contract_names_missing_changed_and_extra_columns(spark):
         "column o_orderdate is missing (expected date); column o_orderkey is string, expected bigint; "
         "column o_orderstatus (string) is not in the contract"
     )
+
+
+def test_appended_rows_are_checked_against_the_earlier_rows_keys_not_their_values(spark):
+    earlier = orders(spark, [(1, "X"), (2, "O"), (3, "O")])  # passed when written; "X" was a warning then
+    appended = orders(spark, [(3, "F"), (4, "O"), (4, "P"), (5, None)])
+    checks = (Unique(("o_orderkey",)), AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})), MinRows(7),
+              NotNull(("o_orderstatus",)))
+
+    rows, (unique, accepted, min_rows, not_null) = evaluate_checks(appended, checks, earlier)
+
+    assert rows == 7
+    assert unique.failing_count == 2  # 3 repeats an earlier key, 4 repeats itself
+    assert sorted(s["o_orderkey"] for s in unique.samples) == [3, 4]
+    assert unique.checked == "the rows appended and the earlier rows sharing their key"
+    assert accepted.passed and accepted.checked == "the rows appended"  # the earlier "X" is not counted again
+    assert min_rows.passed and min_rows.checked == "every row"
+    assert not_null.failing_count == 1 and not_null.samples == [{"o_orderkey": 5, "o_orderstatus": None}]
