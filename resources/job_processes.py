@@ -20,12 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import psutil
 from dagster._core.errors import DagsterPipesExecutionError  # what PipesSubprocessClient raises
 
 from jobs.contract import WAIT_FOR_JOB_FLAG
 from resources.paths import PROJECT_DIR
 
 TERMINATION_TIMEOUT_SECONDS = 20  # as PipesSubprocessClient: SIGINT, then this long to exit
+SERVER_WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class SparkServerIdentity:
 
     url: str | None  # None: the job starts a Spark of its own
     pid: int | None
+    log: str | None = None
+
+    def stopped(self) -> bool:
+        """Whether the server's JVM has exited (a job's session on it is then gone)."""
+        return self.pid is not None and not psutil.pid_exists(self.pid)
 
 
 class JobProcesses:
@@ -63,7 +70,7 @@ class JobProcesses:
             if start_spare:
                 self._spare = (self._start(server), server)
             try:
-                process.wait()
+                self._wait(process, server)
                 if process.returncode != 0:
                     raise DagsterPipesExecutionError(
                         f"External execution process failed with code {process.returncode}")
@@ -73,6 +80,22 @@ class JobProcesses:
                 process.wait(timeout=TERMINATION_TIMEOUT_SECONDS)
                 raise
         return dg.PipesClientCompletedInvocation(session)
+
+    @staticmethod
+    def _wait(process: subprocess.Popen, server: SparkServerIdentity) -> None:
+        """Wait for the job; fail it at once if the server stops under it, which Spark's client
+        would otherwise retry for about ten minutes."""
+        while True:
+            try:
+                process.wait(timeout=SERVER_WATCH_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                if server.stopped():
+                    process.kill()
+                    process.wait()
+                    raise DagsterPipesExecutionError(
+                        f"the Spark server at {server.url} (pid {server.pid}) stopped while the job ran; "
+                        f"its log is {server.log}. The next job starts it again.") from None
 
     def close(self) -> None:
         """End the spare, if any: at the end of its stdin it exits."""

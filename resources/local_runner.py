@@ -73,7 +73,8 @@ class LocalSparkRunner(TableRunner):
         # The lease keeps an idle-stop setting from stopping the server under a running job.
         with self.spark.lease() as url:
             status = self.spark.status()
-            yield SparkTarget(remote=url), SparkServerIdentity(url=url, pid=status.jvm_pid if status else None)
+            yield SparkTarget(remote=url), SparkServerIdentity(
+                url=url, pid=status.jvm_pid if status else None, log=status.log if status else None)
 
 
 def _more_jobs_here(context: dg.AssetExecutionContext, jobs_run: int) -> bool:

@@ -247,8 +247,11 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     spark = LocalSparkServer.from_env()
+    # A server that has run for long (the tests, an earlier scale factor) holds plans and is
+    # slower, and can run out of heap at scale factor 1: every benchmark starts from a new one.
+    spark.stop()
     print(f"scale factor {args.scale_factor:g} ({psutil.cpu_count()} cores); Spark server "
-          f"{spark.ensure_running()}, {spark.threads} threads, {spark.memory} heap")
+          f"{spark.ensure_running()} (started again), {spark.threads} threads, {spark.memory} heap")
     if "local" in targets:
         bench_local(work, landing, args)
     if "databricks" in targets:

@@ -56,7 +56,8 @@ def _print_event(instance: dg.DagsterInstance, run_id: str, entry: dg.EventLogEn
     elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
         print(f"  {_clock(entry)}  FAILED    {table}: {event.event_specific_data.error.message.strip()[:300]}",
               file=out, flush=True)
-    elif (report := step_report(instance, run_id, event.step_key)) is not None:
+    elif (report := step_report(instance, run_id, event.step_key, started.get(table, entry.timestamp),
+                                entry.timestamp)) is not None:
         seconds = entry.timestamp - started.get(table, entry.timestamp)
         print(f"  {_clock(entry)}  finished  {table}: Delta version {report.delta_version}, "
               f"{report.row_count:,} rows, {seconds:.1f} s", file=out, flush=True)

@@ -156,12 +156,13 @@ def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[flo
     return {step: (starts[step], ends[step]) for step in ends if step in starts}
 
 
-def step_report(instance: dg.DagsterInstance, run_id: str, step_key: str) -> BuildReport | None:
-    """What the table of step `step_key` reported in the run, read from its latest
-    materialization (a daily table's days share one write, so one report), or None if the run
-    materialized none."""
-    key = dg.AssetKey(step_key.split("__"))
-    for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records:
+def step_report(instance: dg.DagsterInstance, run_id: str, step_key: str, start: float, end: float) -> BuildReport | None:
+    """What the table of step `step_key` (which ran from `start` to `end`) reported in the run,
+    read from one of its materializations (a daily table's days share one write, so one
+    report), or None if it materialized none."""
+    window = dg.AssetRecordsFilter(asset_key=dg.AssetKey(step_key.split("__")),
+                                   after_timestamp=start - 1, before_timestamp=end + 1)
+    for record in instance.fetch_materializations(window, limit=1).records:
         if record.run_id == run_id:
             metadata = record.asset_materialization.metadata
             return BuildReport.from_metadata({k: v.value for k, v in metadata.items()})
@@ -173,7 +174,7 @@ def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
     steps' events and one materialization a table, not a daily table's thousands."""
     rows = []
     for step, (start, end) in sorted(step_times(instance, run_id).items(), key=lambda item: item[1][1]):
-        report = step_report(instance, run_id, step)
+        report = step_report(instance, run_id, step, start, end)
         if report is not None:
             rows.append(TableRun(table=step.replace("__", "."), report=report, step_seconds=end - start))
     return rows

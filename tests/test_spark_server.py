@@ -212,3 +212,24 @@ print(supervisor_loads, server_loads)
     result = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[] []"
+
+
+def test_a_job_fails_at_once_when_its_server_stops_under_it():
+    from dagster._core.errors import DagsterPipesExecutionError
+
+    from resources.job_processes import JobProcesses, SparkServerIdentity
+
+    # Stand-ins with real pids: a server that dies, and a job that would otherwise wait on it
+    # for Spark's client's ten minutes of retries.
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    identity = SparkServerIdentity(url="sc://127.0.0.1:1", pid=server.pid, log="/tmp/server.log")
+    server.kill()
+    server.wait()
+
+    started = time.monotonic()
+    with pytest.raises(DagsterPipesExecutionError, match=r"sc://127.0.0.1:1 .* stopped while the job ran; its log is /tmp/server.log"):
+        JobProcesses._wait(job, identity)
+
+    assert time.monotonic() - started < 30
+    assert job.poll() is not None, "the job's process is ended, not left waiting"
