@@ -177,8 +177,8 @@ def _build(
         row_count = written.count()
     touched = None
     if new_landing is not None and undone is None and not full_refresh:
-        new_rows = appended if appended is not None else warehouse.change_feed(spark, table.name, commit.version)
-        touched = _days_touched(spark, warehouse, table, declarations, new_rows)
+        # A table's first version touches every day: no rows to read back.
+        touched = _days_touched(spark, warehouse, table, declarations, appended)
     return TableBuild(
         commit=commit,
         row_count=row_count,
@@ -224,15 +224,15 @@ def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version:
 
 
 def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,
-                  new_rows: DataFrame) -> dict[str, list[DayRange] | None]:
+                  new_rows: DataFrame | None) -> dict[str, list[DayRange] | None]:
     """For each daily table that reads `table`, the days `new_rows` touch (its days_touched
-    for that input), or None for every day."""
+    for that input), or None for every day (also for every reader when `new_rows` is None)."""
     touched: dict[str, list[DayRange] | None] = {}
     for reader in (declarations.tables.values() if declarations else []):
         params = [p for p, source in reader.table_inputs.items() if source == table.name]
         if reader.partitions is None or not params:
             continue
-        if any(p not in reader.days_touched for p in params):
+        if new_rows is None or any(p not in reader.days_touched for p in params):
             touched[reader.name] = None
             continue
         others = {p: (source, warehouse.current_version(spark, source))

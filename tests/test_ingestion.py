@@ -76,6 +76,12 @@ def ingestion(spark, tmp_path, landing) -> Ingestion:
     return ingestion
 
 
+def test_a_first_ingestion_touches_every_day(spark, tmp_path, landing):
+    first = Ingestion(spark, tmp_path, landing).build("bronze.orders", "first")
+
+    assert first.touched_days == {SILVER: None}  # None: every day
+
+
 def test_a_new_file_is_appended_once_across_a_retry_and_a_later_run(ingestion):
     before = len(ingestion.rows("bronze.orders"))
     late = ingestion.land_copies("orders", "orders.late.parquet", "o_orderkey <= 3", "o_orderkey")

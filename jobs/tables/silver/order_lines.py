@@ -30,7 +30,9 @@ def days_of_new_orders(orders: DataFrame, inputs: dict[str, DataFrame]) -> DataF
 def days_of_new_line_items(lineitem: DataFrame, inputs: dict[str, DataFrame]) -> DataFrame:
     """The order dates of the new line items' orders (a late line item touches an old day)."""
     orders = inputs["orders"]
-    return lineitem.join(orders, lineitem.l_orderkey == orders.o_orderkey).select("o_orderdate")
+    # A day's line items are few: looked up among all orders without shuffling them.
+    keys = F.broadcast(lineitem.select("l_orderkey"))
+    return orders.join(keys, keys.l_orderkey == orders.o_orderkey).select("o_orderdate")
 
 
 TABLE = Table(
