@@ -3,8 +3,8 @@
 On a copy of the benchmark's landing area and a fresh instance and warehouse: a first build of
 everything (untimed), then `scripts.landing next-day` and `make update` (timed: the incremental
 path), then `scripts.update --full-refresh` (timed: every table from all its inputs). Prints
-each pass's wall time, and per table the days rebuilt, the landing files and bytes ingested
-(the job's report) and the bytes written (Delta's commit metrics); last, `incremental/full wall ratio: X.XX`.
+each pass's wall time, and per table the days rebuilt, its step's and build's seconds, the
+landing files and bytes ingested (the job's report) and the bytes written (Delta's commit metrics); last, `incremental/full wall ratio: X.XX`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import dagster as dg
 
 from jobs.contract import BuildReport
 from resources.paths import PROJECT_DIR
-from scripts.runs import table_runs
+from scripts.runs import TableRun, table_runs
 from scripts.setup_local import link_instance_config
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -48,9 +48,14 @@ def bench_incremental(work: Path, landing: Path) -> None:
             for run in runs:
                 days = f"days {run.tags[RANGE_START]}...{run.tags[RANGE_END]}" if RANGE_START in run.tags else "unpartitioned"
                 for row in table_runs(instance, run.run_id):
-                    print(f"    {row.table:<34} {days:<26} {_bytes(row.report)}")
+                    print(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report)}")
     incremental, full = passes.values()
     print(f"  incremental/full wall ratio: {incremental / full:.2f}")
+
+
+def _seconds(row: TableRun) -> str:
+    return (f"step {row.step_seconds:.1f} s (build {row.report.build_seconds:.1f} s, of which checks "
+            f"{row.report.check_seconds:.1f} s)")
 
 
 def _bytes(report: BuildReport) -> str:
