@@ -21,6 +21,7 @@ from resources.paths import PROJECT_DIR
 from scripts.setup_local import link_instance_config
 
 TABLES = ["bronze.orders", "bronze.lineitem", "bronze.customers", "silver.order_lines", "gold.daily_nation_revenue"]
+DAILY = ["silver.order_lines", "gold.daily_nation_revenue"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -56,6 +57,10 @@ class Platform:
         rows = DeltaTable(str(self.root / "warehouse" / "main" / Path(*table.split(".")))).to_pyarrow_table().to_pylist()
         return sorted(tuple(row.values()) for row in rows)
 
+    def files(self, table: str) -> set[str]:
+        """The data files of the table's latest version."""
+        return set(DeltaTable(str(self.root / "warehouse" / "main" / Path(*table.split(".")))).file_uris())
+
     def gold_day(self, day: str) -> list[tuple]:
         return [row for row in self.rows("gold.daily_nation_revenue") if row[0].isoformat() == day]
 
@@ -77,11 +82,14 @@ def platform(tmp_path_factory, landing) -> Platform:
 
 def test_the_next_day_rebuilds_only_that_day_and_leaves_the_others_as_they_were(platform):
     gold_before = platform.rows("gold.daily_nation_revenue")
+    files_before = {table: platform.files(table) for table in DAILY}
 
     day = platform.land_next_day()
     _, runs = platform.update()
 
     assert daily_ranges(runs) == [(day, day)]
+    for table, files in files_before.items():  # the day's rows went to new files; none rewritten
+        assert files < platform.files(table), f"{table} rewrote files of other days"
     assert set(runs[0].asset_selection) == {dg.AssetKey(["main", "bronze", "orders"]), dg.AssetKey(["main", "bronze", "lineitem"])}
     gold_after = platform.rows("gold.daily_nation_revenue")
     assert [row for row in gold_after if row[0].isoformat() != day] == gold_before
