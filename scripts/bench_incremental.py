@@ -20,10 +20,8 @@ import dagster as dg
 
 from jobs.contract import BuildReport
 from resources.paths import PROJECT_DIR
-from scripts.runs import TableRun, table_runs
+from scripts.runs import RANGE_END, RANGE_START, TableRun, table_runs
 from scripts.setup_local import link_instance_config
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def bench_incremental(work: Path, landing: Path) -> None:

@@ -13,7 +13,7 @@ from resources.paths import LOCAL_DIR, landing_dir, warehouse_dir
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
 from scripts.progress import execute_with_progress, observe_sources
-from scripts.runs import format_table_runs, full_history, materialize_command, table_runs
+from scripts.runs import format_table_runs, full_history, table_runs
 
 
 def main() -> int:
@@ -39,16 +39,11 @@ def main() -> int:
         runs, started = [], time.monotonic()
         # The unpartitioned tables, then the daily ones over every day (see full_history).
         for selection, partitions in full_history():
-            # The run the CLI command starts, executed in this process (scripts.runs.execute).
-            command = materialize_command(selection, partitions)
-            print(f"\n{' '.join(['dagster', *command[1:]])}")
-            run_started = time.monotonic()
             run = execute_with_progress(instance, selection, partitions, log)
             if run is None:
                 print(f"no run was started; Dagster's output is in {log}", file=sys.stderr)
                 return 1
             runs.append(run)
-            print(f"run {run.run_id}: {run.status.value} in {time.monotonic() - run_started:.1f} s")
             if run.status != dg.DagsterRunStatus.SUCCESS:
                 print(log.read_text()[-5000:], file=sys.stderr)
                 return 1

@@ -15,14 +15,13 @@ from typing import TextIO
 
 import dagster as dg
 
-from jobs.contract import BuildReport
 from jobs.registry import discover
 from platform_assets.definitions import setting, sources
 from platform_assets.source_sensor import new_observations, recorded_versions
 from platform_assets.sources import DATA_VERSION_TAG
 from resources.landing_area import LandingArea
 from resources.paths import landing_dir
-from scripts.runs import STEP_EVENTS, execute, latest_run, step_report
+from scripts.runs import STEP_EVENTS, execute, latest_run, materialize_command, step_report
 
 
 def follow(instance: dg.DagsterInstance, finished: Callable[[], bool], after: str | None, out: TextIO,
@@ -69,8 +68,12 @@ def _clock(entry: dg.EventLogEntry) -> str:
 
 def execute_with_progress(instance: dg.DagsterInstance, selection: str, partitions: str | None, log: Path,
                           full_refresh: bool = False) -> dg.DagsterRun | None:
-    """`scripts.runs.execute` in this process, printing each table's start and end while its
-    output (Dagster's log, the jobs') goes to `log`; the run, or None if none was started."""
+    """`scripts.runs.execute` in this process while its output (Dagster's log, the jobs') goes
+    to `log`. Prints the CLI command that starts the same run, each table's start and end, and
+    how the run ended; returns the run, or None if none was started."""
+    command = materialize_command(selection, partitions, full_refresh)
+    print(f"\n{' '.join(['dagster', *command[1:]])}", flush=True)
+    started = time.monotonic()
     previous = latest_run(instance)
     finished, followed = threading.Event(), []
     with _output_to(log) as console:
@@ -82,7 +85,10 @@ def execute_with_progress(instance: dg.DagsterInstance, selection: str, partitio
         finally:
             finished.set()
             follower.join()
-    return followed[0] if followed else None
+    run = followed[0] if followed else None
+    if run is not None:
+        print(f"run {run.run_id}: {run.status.value} in {time.monotonic() - started:.1f} s")
+    return run
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
-from jobs.contract import BuildReport
+from jobs.contract import BuildReport, DayRange
 from jobs.registry import discover
 from platform_assets.definitions import build_definitions, setting
 from platform_assets.table_assets import table_key
@@ -23,6 +23,8 @@ from resources.runner import TableRunner
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+# The run tags of a range of partitions that one run builds (single-run backfill policy).
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def materialize_command(selection: str, partitions: str | None = None, full_refresh: bool = False) -> list[str]:
@@ -55,14 +57,11 @@ def execute(instance: dg.DagsterInstance, selection: str, partitions: str | None
     """The run that `materialize_command(selection, partitions, full_refresh)` starts, executed
     in this process: the same job, assets, partition tags and config, without a second process
     importing Dagster and loading the definitions again."""
-    tags = {}
-    if partitions:
-        first, _, last = partitions.partition("...")
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
     return dg.execute_job(
         code_location_job(), instance,
         asset_selection=[dg.AssetKey.from_user_string(key) for key in selection.split(",")],
-        tags=tags, run_config=_full_refresh_config(selection) if full_refresh else None,
+        tags=range_tags(partitions) if partitions else {},
+        run_config=_full_refresh_config(selection) if full_refresh else None,
     )
 
 
@@ -89,9 +88,19 @@ def _selection(names: list[str]) -> str:
 def every_day() -> str:
     """The range of all days of the partitioned tables, `first...last`, for the CLI."""
     partitioned = [t.partitions for t in discover().tables.values() if t.partitions is not None]
-    first = min(p.start for p in partitioned)
-    last = max(dt.date.fromisoformat(p.end) - dt.timedelta(days=1) for p in partitioned)
-    return f"{first}...{last.isoformat()}"
+    return cli_range(DayRange(min(p.start for p in partitioned), max(p.end for p in partitioned)))
+
+
+def cli_range(days: DayRange) -> str:
+    """`days` (end exclusive) as the CLI's `first...last` (last inclusive)."""
+    last = dt.date.fromisoformat(days.end) - dt.timedelta(days=1)
+    return f"{days.start}...{last.isoformat()}"
+
+
+def range_tags(partitions: str) -> dict[str, str]:
+    """The tags of one run over `partitions`, as for the CLI: a day, or `first...last`."""
+    first, _, last = partitions.partition("...")
+    return {RANGE_START: first, RANGE_END: last or first}
 
 
 def materialize(
@@ -118,8 +127,7 @@ def materialize_tables(
     graph = defs.resolve_asset_graph()
     tags = {}
     if any(graph.get(key).partitions_def is not None for key in selected.resolve(graph)):
-        first, _, last = (partitions or every_day()).partition("...")
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
+        tags = range_tags(partitions or every_day())
     return dg.materialize(
         list(defs.assets), selection=selected, instance=instance,
         resources={**defs.resources, "runner": runner}, tags=tags, **kwargs,

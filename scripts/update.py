@@ -10,12 +10,10 @@ rows touched (platform_assets/touched_days.py): one run per range of consecutive
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
 import dagster as dg
 
-from jobs.contract import DayRange
 from jobs.registry import build_order, discover
 from jobs.table import Table
 from platform_assets.definitions import setting
@@ -24,7 +22,7 @@ from platform_assets.table_assets import table_key
 from platform_assets.touched_days import EVERY_DAY, days_touched, metadata_values, union
 from resources.paths import LOCAL_DIR
 from scripts.progress import execute_with_progress, observe_sources
-from scripts.runs import every_day, format_table_runs, full_history, materialize_command, table_runs
+from scripts.runs import cli_range, every_day, format_table_runs, full_history, table_runs
 
 
 def main() -> int:
@@ -62,8 +60,6 @@ def main() -> int:
 
 def _run(instance: dg.DagsterInstance, selection: str, days: str | None, log, full_refresh: bool = False) -> list:
     """Materialize `selection` (for `days`) in this process, with progress; its table runs."""
-    command = materialize_command(selection, days, full_refresh)
-    print(f"\n{' '.join(['dagster', *command[1:]])}")  # the same run from the command line
     run = execute_with_progress(instance, selection, days, log, full_refresh)
     if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
         sys.exit(f"the run failed; Dagster's output is in {log}")
@@ -110,7 +106,7 @@ def days_to_rebuild(instance: dg.DagsterInstance, tables: dict[str, Table], cata
     ranges = union(touched)
     if ranges is EVERY_DAY:
         return [every_day()]
-    return [_cli_range(r) for r in ranges]
+    return [cli_range(r) for r in ranges]
 
 
 def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey, materialized: bool = False) -> int | None:
@@ -120,11 +116,6 @@ def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey, materialized: boo
     if not records and not materialized:
         records = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
     return records[0].storage_id if records else None
-
-
-def _cli_range(days: DayRange) -> str:
-    last = dt.date.fromisoformat(days.end) - dt.timedelta(days=1)
-    return f"{days.start}...{last.isoformat()}"
 
 
 def _selection(catalog: str, names: list[str]) -> str:

@@ -18,11 +18,11 @@ import pytest
 from deltalake import DeltaTable
 
 from resources.paths import PROJECT_DIR
+from scripts.runs import RANGE_END, RANGE_START
 from scripts.setup_local import link_instance_config
 
 TABLES = ["bronze.orders", "bronze.lineitem", "bronze.customers", "silver.order_lines", "gold.daily_nation_revenue"]
 DAILY = ["silver.order_lines", "gold.daily_nation_revenue"]
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @dataclass
