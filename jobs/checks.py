@@ -7,8 +7,7 @@ outcomes to Dagster as asset checks; a blocking check that fails undoes the writ
 
 A table that only appends (IngestNewFiles) is checked on the rows it appended, as Databricks
 checks a streaming table's expectations on each batch: the earlier rows passed when they were
-written. Unique also looks up the appended keys among the earlier rows, and MinRows counts the
-whole table.
+written. Unique also looks up the appended keys in the whole table, and MinRows counts it.
 """
 
 from __future__ import annotations
@@ -153,32 +152,35 @@ Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
 
 
 def evaluate_checks(df: DataFrame, checks: tuple[Check, ...],
-                    earlier: DataFrame | None = None) -> tuple[int, list[CheckOutcome]]:
+                    table: DataFrame | None = None) -> tuple[int, list[CheckOutcome]]:
     """The table's row count and the outcome of each check, in one aggregation over `df` (plus
     a sample query for each check that failed).
 
-    With `earlier`, `df` holds the rows just appended to a table whose `earlier` rows passed
-    the checks when they were written: only `df` is checked, except that Unique also counts the
-    earlier rows sharing an appended key (a broadcast join on the key columns alone) and
-    MinRows counts every row.
+    With `table`, `df` holds the rows just appended to `table` (which holds them too), whose
+    earlier rows passed the checks when they were written: only `df` is checked, except that
+    Unique looks up the appended keys in all of `table` (a broadcast join on the key columns
+    alone) and MinRows counts `table`. `table` is the version the append wrote, not the one
+    before it: Delta counts it from its files' statistics, and keeps its snapshot for the next reads.
     """
     counts = {f"check_{i}": check.failing_count() for i, check in enumerate(checks)}
     aggregates = [F.count(F.lit(1)).alias("rows")] + [
         expression.alias(alias) for alias, expression in counts.items() if expression is not None
     ]
     totals = df.agg(*aggregates).first()
-    rows = totals["rows"] if earlier is None else totals["rows"] + earlier.count()
+    rows = totals["rows"] if table is None else table.count()
     outcomes = []
     for i, check in enumerate(checks):
         failing = totals[f"check_{i}"] if counts[f"check_{i}"] is not None else 0
         checked = df
-        if earlier is not None and isinstance(check, Unique):
-            keys = F.broadcast(df.select(*check.columns).distinct())
-            sharing = earlier.join(keys, list(check.columns), "left_semi")
-            failing += sharing.count()
-            checked = df.unionByName(sharing)  # read again only for samples, if it failed
+        if table is not None and isinstance(check, Unique):
+            keys = F.broadcast(df.select(*check.columns).distinct().alias("appended"))
+            # Null-safe, as the count above counts a null key as a value.
+            same_key = [F.col(f"table.`{c}`").eqNullSafe(F.col(f"appended.`{c}`")) for c in check.columns]
+            checked = table.alias("table").join(keys, same_key, "left_semi")  # read again for samples if it failed
+            # Every row holding an appended key, beyond one per key.
+            failing = checked.count() - (totals["rows"] - failing)
         outcome = check.outcome(checked, failing, rows)
-        if earlier is not None and not isinstance(check, (MinRows, SchemaContract)):
+        if table is not None and not isinstance(check, (MinRows, SchemaContract)):
             outcome = replace(outcome, checked="the rows appended" + (
                 " and the earlier rows sharing their key" if isinstance(check, Unique) else ""))
         outcomes.append(outcome)

@@ -157,12 +157,14 @@ def _build(
 
     written = _written(spark, warehouse, table.name, commit.version, days)
     # An ingestion appended to rows that passed the checks already: only its rows are checked.
-    appended = earlier = None
+    appended = None
     if new_landing is not None and not full_refresh and commit.read_version is not None:
         appended = warehouse.change_feed(spark, table.name, commit.version)
-        earlier = warehouse.read_table(spark, table.name, commit.read_version)
     checking = time.monotonic()
-    row_count, outcomes = evaluate_checks(written if appended is None else appended, table.checks, earlier)
+    if appended is None:
+        row_count, outcomes = evaluate_checks(written, table.checks)
+    else:
+        row_count, outcomes = evaluate_checks(appended, table.checks, written)
     check_seconds = time.monotonic() - checking
     undone = None
     failed = [o for o in outcomes if o.blocking and not o.passed]
@@ -235,12 +237,11 @@ def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, decla
         if new_rows is None or any(p not in reader.days_touched for p in params):
             touched[reader.name] = None
             continue
-        others = {p: (source, warehouse.current_version(spark, source))
+        others = {p: warehouse.read_latest(spark, source)
                   for p, source in reader.table_inputs.items() if p not in params}
-        if any(version is None for _, version in others.values()):
+        if any(other is None for other in others.values()):
             touched[reader.name] = None  # an input not built yet: its first build reads every day
             continue
-        others = {p: warehouse.read_table(spark, source, version) for p, (source, version) in others.items()}
         dates = set()
         for param in params:
             days = reader.days_touched[param](new_rows, others)

@@ -144,6 +144,19 @@ class Warehouse:
         reader = spark.read.format("delta").option("versionAsOf", version)
         return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
 
+    def read_latest(self, spark: SparkSession, name: str) -> DataFrame | None:
+        """The table at its latest version, None if it does not exist (one schema lookup, where
+        `current_version` and `read_table` would also read its history)."""
+        reader = spark.read.format("delta")
+        try:
+            latest = reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
+            latest.schema  # noqa: B018 - a Connect DataFrame resolves its table only here
+        except AnalysisException as error:
+            if error.getCondition() in _NO_TABLE:
+                return None
+            raise
+        return latest
+
     def ingested_files(self, spark: SparkSession, name: str, version: int | None) -> set[LandingFile]:
         """The landing files whose rows the table holds at `version` (none without a table)."""
         if version is None:

@@ -68,6 +68,16 @@ def test_reading_a_table_that_was_never_written_names_it(warehouse, schema, spar
         warehouse.latest_version(spark, f"{schema}.ghost")
 
 
+def test_the_latest_version_of_a_table_or_none_before_its_first_write(warehouse, schema, spark):
+    people = f"{schema}.people"
+    assert warehouse.read_latest(spark, people) is None
+
+    warehouse.write(spark, people, spark.createDataFrame([(1, "ann")], SCHEMA), Overwrite(), WriteTxn("run 1"))
+    warehouse.write(spark, people, spark.createDataFrame([(2, "bob")], SCHEMA), Append(), WriteTxn("run 2"))
+
+    assert sorted(tuple(r) for r in warehouse.read_latest(spark, people).collect()) == [(1, "ann"), (2, "bob")]
+
+
 def test_an_overwrite_of_days_replaces_those_days_and_keeps_the_others(warehouse, schema, spark):
     day = dt.date.fromisoformat
     sales, columns = f"{schema}.sales", "sold_on date, amount int"

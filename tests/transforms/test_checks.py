@@ -49,14 +49,15 @@ def test_schema_contract_names_missing_changed_and_extra_columns(spark):
 
 def test_appended_rows_are_checked_against_the_earlier_rows_keys_not_their_values(spark):
     earlier = orders(spark, [(1, "X"), (2, "O"), (3, "O")])  # passed when written; "X" was a warning then
-    appended = orders(spark, [(3, "F"), (4, "O"), (4, "P"), (5, None)])
+    appended = orders(spark, [(3, "F"), (4, "O"), (4, "P"), (5, None), (None, "O")])
+    table = earlier.unionByName(appended)  # the version the append wrote
     checks = (Unique(("o_orderkey",)), AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})), MinRows(7),
               NotNull(("o_orderstatus",)))
 
-    rows, (unique, accepted, min_rows, not_null) = evaluate_checks(appended, checks, earlier)
+    rows, (unique, accepted, min_rows, not_null) = evaluate_checks(appended, checks, table)
 
-    assert rows == 7
-    assert unique.failing_count == 2  # 3 repeats an earlier key, 4 repeats itself
+    assert rows == 8
+    assert unique.failing_count == 2  # 3 repeats an earlier key, 4 repeats itself; one null key repeats nothing
     assert sorted(s["o_orderkey"] for s in unique.samples) == [3, 4]
     assert unique.checked == "the rows appended and the earlier rows sharing their key"
     assert accepted.passed and accepted.checked == "the rows appended"  # the earlier "X" is not counted again
