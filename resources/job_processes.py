@@ -7,6 +7,10 @@ process, the runner starts the next job's process while a job runs (a spare); th
 hands it its Pipes bootstrap on stdin, as every local job process gets it
 (`python -m jobs.entrypoint --wait-for-job`). Each job still has a process of its own, so a
 failure stays in it.
+
+A process has at most one spare, whichever run started it: a process that executes runs one
+after another (`make demo`, `make update`) starts one before each run, while Dagster plans the
+run, for the run's first job (`start_spare`). A run ends the spare it leaves unused.
 """
 
 from __future__ import annotations
@@ -44,12 +48,15 @@ class SparkServerIdentity:
         return self.pid is not None and not psutil.pid_exists(self.pid)
 
 
+# This process's spare job process, and the server its session is open on.
+_spare: tuple[subprocess.Popen, SparkServerIdentity] | None = None
+
+
 class JobProcesses:
-    """Runs `python -m jobs.entrypoint` processes for a runner, keeping at most one spare."""
+    """Runs `python -m jobs.entrypoint` processes for a runner, with this process's spare."""
 
     def __init__(self, env: Mapping[str, str]):
         self._env = {**os.environ, **env}
-        self._spare: tuple[subprocess.Popen, SparkServerIdentity] | None = None
         self.started = 0  # jobs run through this object
 
     def run(self, context: dg.AssetExecutionContext, extras: dict, server: SparkServerIdentity,
@@ -60,7 +67,7 @@ class JobProcesses:
             context=context, context_injector=dg.PipesTempFileContextInjector(),
             message_reader=dg.PipesTempFileMessageReader(), extras=extras,
         ) as session:
-            process = self._take_spare(server) or self._start(server)
+            process = _take_spare(server) or self._start(server)
             self.started += 1
             try:
                 process.stdin.write(json.dumps(session.get_bootstrap_env_vars()) + "\n")
@@ -68,7 +75,7 @@ class JobProcesses:
             except BrokenPipeError:
                 pass  # it ended before reading: its exit code says why
             if start_spare:
-                self._spare = (self._start(server), server)
+                self.start_spare(server)
             try:
                 self._wait(process, server)
                 if process.returncode != 0:
@@ -97,30 +104,40 @@ class JobProcesses:
                         f"the Spark server at {server.url} (pid {server.pid}) stopped while the job ran; "
                         f"its log is {server.log}. The next job starts it again.") from None
 
-    def close(self) -> None:
-        """End the spare, if any: at the end of its stdin it exits."""
-        if self._spare is None:
-            return
-        process, _ = self._spare
-        self._spare = None
-        process.stdin.close()
-        try:
-            process.wait(timeout=TERMINATION_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _take_spare(self, server: SparkServerIdentity) -> subprocess.Popen | None:
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return None
-        process, spare_server = spare
-        if spare_server == server and process.poll() is None:
-            return process
-        self._spare = spare
-        self.close()
-        return None
+    def start_spare(self, server: SparkServerIdentity) -> None:
+        """Start the next job's process now, unless one is waiting already."""
+        global _spare
+        if _spare is None:
+            _spare = (self._start(server), server)
 
     def _start(self, server: SparkServerIdentity) -> subprocess.Popen:
         command = [sys.executable, "-m", "jobs.entrypoint", WAIT_FOR_JOB_FLAG, *([server.url] if server.url else [])]
         return subprocess.Popen(command, cwd=PROJECT_DIR, env=self._env, stdin=subprocess.PIPE, text=True)
+
+
+def end_spare() -> None:
+    """End this process's spare, if any: at the end of its stdin it exits."""
+    global _spare
+    if _spare is None:
+        return
+    process, _ = _spare
+    _spare = None
+    process.stdin.close()
+    try:
+        process.wait(timeout=TERMINATION_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _take_spare(server: SparkServerIdentity) -> subprocess.Popen | None:
+    """The spare, if its session is open on `server` and it still runs (else it is ended)."""
+    global _spare
+    if _spare is None:
+        return None
+    process, spare_server = _spare
+    if spare_server == server and process.poll() is None:
+        _spare = None
+        return process
+    end_spare()
+    return None

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from jobs.contract import SparkTarget
-from resources.job_processes import JobProcesses, SparkServerIdentity
+from resources.job_processes import JobProcesses, SparkServerIdentity, end_spare
 from resources.local_spark import local_spark_conf
 from resources.paths import landing_dir, warehouse_dir
 from resources.runner import JobRequest, TableRunner
@@ -42,20 +42,27 @@ class LocalSparkRunner(TableRunner):
                    spark=LocalSparkServer.from_env(), spark_mode=mode)
 
     def run(self, context: dg.AssetExecutionContext, request: JobRequest) -> dg.MaterializeResult:
-        if self._processes is None:
-            # For a job's own Spark: SPARK_LOCAL_IP keeps it from resolving the host name to
-            # pick an address, PYSPARK_PYTHON runs its Python UDFs with this environment's Python.
-            self._processes = JobProcesses(env={"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
-        processes = self._processes
+        processes = self._job_processes()
         with self._spark_target() as (spark, server):
             job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                      spark=spark, ran_on="local process")
             more = _more_jobs_here(context, jobs_run=processes.started + 1)
             return processes.run(context, job.to_extras(), server, start_spare=more).get_materialize_result()
 
+    def prepare(self) -> None:
+        """Start the process of the next job that this process runs (see JobProcesses)."""
+        with self._spark_target() as (_, server):
+            self._job_processes().start_spare(server)
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._processes is not None:
-            self._processes.close()
+        end_spare()
+
+    def _job_processes(self) -> JobProcesses:
+        if self._processes is None:
+            # For a job's own Spark: SPARK_LOCAL_IP keeps it from resolving the host name to
+            # pick an address, PYSPARK_PYTHON runs its Python UDFs with this environment's Python.
+            self._processes = JobProcesses(env={"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
+        return self._processes
 
     def jobs_at_once(self) -> int:
         # The jobs share the server's few cores: on 2 cores, two at once took as long as one

@@ -36,6 +36,9 @@ class TableRunner(dg.ConfigurableResource):
         """Build the table that `request` names, as it says."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Get ready for a run's first job, before the run starts (nothing by default)."""
+
     def is_retryable(self, error: Exception) -> bool:
         """Whether the job failed in a way that running it again can fix (a write conflict):
         the job exits with RETRYABLE_EXIT_CODE after printing RETRYABLE_MARKER and the reason,

@@ -16,10 +16,11 @@ from dagster._core.definitions.reconstruct import ReconstructableJob, Reconstruc
 
 from jobs.contract import BuildReport, DayRange
 from jobs.registry import discover
-from platform_assets.definitions import build_definitions, setting
+from platform_assets.definitions import build_definitions, setting, step_executor
 from platform_assets.table_assets import table_key
 from resources.paths import PROJECT_DIR
 from resources.runner import TableRunner
+from resources.targets import runner_from_env
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
 IMPLICIT_ASSET_JOB = "__ASSET_JOB"
@@ -57,6 +58,10 @@ def execute(instance: dg.DagsterInstance, selection: str, partitions: str | None
     """The run that `materialize_command(selection, partitions, full_refresh)` starts, executed
     in this process: the same job, assets, partition tags and config, without a second process
     importing Dagster and loading the definitions again."""
+    runner = runner_from_env()
+    if step_executor(runner) is dg.in_process_executor:
+        # While Dagster plans the run, its first job gets its process and Spark session ready.
+        runner.prepare()
     return dg.execute_job(
         code_location_job(), instance,
         asset_selection=[dg.AssetKey.from_user_string(key) for key in selection.split(",")],
@@ -128,6 +133,7 @@ def materialize_tables(
     tags = {}
     if any(graph.get(key).partitions_def is not None for key in selected.resolve(graph)):
         tags = range_tags(partitions or every_day())
+    runner.prepare()  # dg.materialize runs its steps in this process, one after another
     return dg.materialize(
         list(defs.assets), selection=selected, instance=instance,
         resources={**defs.resources, "runner": runner}, tags=tags, **kwargs,

@@ -222,6 +222,20 @@ def test_each_job_of_a_run_in_one_process_has_its_own_process_and_none_outlives_
     assert _waiting_job_processes() == []
 
 
+def test_a_runs_first_job_runs_in_the_process_made_ready_before_the_run(platform):
+    runner = LocalSparkRunner(warehouse_dir=str(platform.warehouse), landing_dir=platform.landing,
+                              spark=LocalSparkServer.from_env())
+    runner.prepare()  # what make demo and make update do before each run
+    [ready] = _waiting_job_processes()
+
+    result = platform.materialize(dg.AssetSelection.assets(key("main.bronze.orders")))
+
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["ran_on"].value.split()[2] == str(ready.pid)
+    assert _waiting_job_processes() == []
+
+
 def _waiting_job_processes() -> list[psutil.Process]:
     waiting = []
     for process in psutil.Process().children(recursive=True):
