@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
 
 from jobs.columns import SOURCE_COLUMNS
 from jobs.contract import DayRange
@@ -142,14 +142,14 @@ class Warehouse:
     def read_table(self, spark: SparkSession, name: str, version: int) -> DataFrame:
         """The table exactly as it was at `version`."""
         reader = spark.read.format("delta").option("versionAsOf", version)
-        return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
+        return self._load(reader, name)
 
     def read_latest(self, spark: SparkSession, name: str) -> DataFrame | None:
         """The table at its latest version, None if it does not exist (one schema lookup, where
         `current_version` and `read_table` would also read its history)."""
         reader = spark.read.format("delta")
         try:
-            latest = reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
+            latest = self._load(reader, name)
             latest.schema  # noqa: B018 - a Connect DataFrame resolves its table only here
         except AnalysisException as error:
             if error.getCondition() in _NO_TABLE:
@@ -168,9 +168,13 @@ class Warehouse:
         """The rows that commit `version` inserted or changed to (Delta's change data feed)."""
         reader = (spark.read.format("delta").option("readChangeFeed", "true")
                   .option("startingVersion", version).option("endingVersion", version))
-        rows = reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
+        rows = self._load(reader, name)
         return (rows.where("_change_type IN ('insert', 'update_postimage')")
                 .drop("_change_type", "_commit_version", "_commit_timestamp"))
+
+    def _load(self, reader: DataFrameReader, name: str) -> DataFrame:
+        """The table through `reader`: by name from the catalog, or from its directory."""
+        return reader.table(self.location(name)) if self.root is None else reader.load(self.location(name))
 
     def landing_path(self, dataset: str) -> str:
         return str(Path(self.landing_root) / dataset)
