@@ -15,8 +15,8 @@ graph's job run.
 automation: trigger latency through the real daemon and the cost of observing external
 tables (scripts/bench_automation.py).
 
-incremental: one new day landed through to gold with `make update`, against a full refresh
-(scripts/bench_incremental.py).
+incremental: one new day landed through to gold with `make update`, against a full refresh,
+and the floor of a day on this machine (scripts/bench_incremental.py).
 
 writes: the seconds checks add to each table's build, and a one-day rebuild of the daily
 tables against a rebuild of every day (scripts/bench_writes.py).

@@ -5,7 +5,13 @@ everything and one new day through `make update` (both untimed, so that the serv
 each path once), then `scripts.landing next-day` and `make update` (timed: the incremental
 path), then `scripts.update --full-refresh` (timed: every table from all its inputs). Prints
 each pass's wall time, and per table the days rebuilt, its step's and build's seconds, the
-landing files and bytes ingested (the job's report) and the bytes written (Delta's commit metrics); last, `incremental/full wall ratio: X.XX`.
+landing files and bytes ingested (the job's report) and the bytes written (Delta's commit metrics).
+
+Then the floor of a day on this machine, each for a day landed after those passes: `make update`
+with nothing new (the update's fixed cost); the day's builds as their jobs do them, in one
+Spark session (no Dagster); and the day's bare commits, also in one session (each table's new
+rows read, transformed and written, nothing else: no checks, no lookups, no commit read back).
+Last, `incremental/full wall ratio: X.XX`.
 """
 
 from __future__ import annotations
@@ -15,12 +21,19 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from jobs.contract import BuildReport
+from jobs.contract import BuildReport, SparkTarget
+from jobs.landing_files import list_landing, read_with_source
+from jobs.registry import Declarations, build_order, discover
+from jobs.runtime import build_table, spark_session
+from jobs.table import REJECT_COLUMN, IngestNewFiles, LandingFiles, Table
+from jobs.warehouse import Days, Warehouse
 from resources.paths import PROJECT_DIR
+from resources.spark_server import LocalSparkServer
 from scripts.runs import RANGE_END, RANGE_START, TableRun, table_runs
 from scripts.setup_local import link_instance_config
 
@@ -53,7 +66,67 @@ def bench_incremental(work: Path, landing: Path) -> None:
                 for row in table_runs(instance, run.run_id):
                     print(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report)}")
     incremental, full = passes.values()
+    floor = _floor(root, env)
+    print(f"  floor/full wall ratio: {floor / full:.2f} (update with nothing new plus the bare commits)")
     print(f"  incremental/full wall ratio: {incremental / full:.2f}")
+
+
+def _floor(root: Path, env: dict[str, str]) -> float:
+    """Print what a day costs at the least here; return the update's fixed cost plus the day's
+    bare commits."""
+    started = time.monotonic()
+    _command(env, "scripts.update")
+    nothing_new = time.monotonic() - started
+    print(f"  make update with nothing new: {nothing_new:.1f} s (Python, Dagster, the instance, the sources' versions)")
+    declarations = discover()
+    warehouse = Warehouse(catalog="main", landing_root=str(root / "landing"), root=str(root / "warehouse"),
+                          external=frozenset(declarations.external))
+    # The tables an update builds for a new day: the ingestions, then that day of the daily tables.
+    day_tables = [declarations.tables[name] for name in build_order(declarations.tables)
+                  if isinstance(declarations.tables[name].write, IngestNewFiles)
+                  or declarations.tables[name].partitions is not None]
+    spark = spark_session(SparkTarget(remote=LocalSparkServer.from_env().ensure_running()))
+    for label, build in (("the day's builds as their jobs do them", _build_as_job),
+                         ("the day's bare commits (read, transform, write)", _bare_commit)):
+        day = _command(env, "scripts.landing", "next-day").split()[1].rstrip(":")
+        started = time.monotonic()
+        for table in day_tables:
+            build(spark, warehouse, declarations, table, day)
+        print(f"  {label}, one Spark session, {day}: {time.monotonic() - started:.1f} s")
+    bare = time.monotonic() - started
+    spark.stop()
+    return nothing_new + bare
+
+
+def _build_as_job(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: str) -> None:
+    build_table(spark, warehouse, table, {}, f"floor {day}", declarations, _days(table, day))
+
+
+def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: str) -> None:
+    """The day's rows of `table` read, transformed and written as one Delta commit, nothing else."""
+    days = _days(table, day)
+    frames = {}
+    for param, source in table.inputs.items():
+        if isinstance(source, LandingFiles):
+            files = [f for f in list_landing(warehouse.landing_root, source.dataset) if f".{day}." in f.path]
+            frames[param] = read_with_source(spark, warehouse.landing_root, files)
+            continue
+        frame = warehouse.read_latest(spark, source)
+        upstream = declarations.tables.get(source)
+        frames[param] = days.on(upstream.partitions.column).select(frame) if upstream and upstream.partitions else frame
+    rows = table.transform(**frames)
+    if REJECT_COLUMN in rows.columns:
+        rows = rows.where(rows[REJECT_COLUMN].isNull()).drop(REJECT_COLUMN)
+    writer = rows.write.format("delta").mode("append")
+    if days is not None:
+        writer = days.select(rows).write.format("delta").mode("overwrite").option("replaceWhere", days.condition)
+    writer.save(warehouse.location(table.name))
+
+
+def _days(table: Table, day: str) -> Days | None:
+    if table.partitions is None:
+        return None
+    return Days(table.partitions.column, day, (date.fromisoformat(day) + timedelta(days=1)).isoformat())
 
 
 def _seconds(row: TableRun) -> str:
