@@ -321,7 +321,7 @@ class LocalSparkServer(dg.ConfigurableResource):
         spark_home = _pyspark_home()
         jars = delta_jars()
         conf = {
-            **shared_spark_conf(self.shuffle_partitions),
+            **shared_spark_conf(self.shuffle_partitions, self.threads),
             **CLIENT_GONE_CONF,
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
