@@ -34,6 +34,7 @@ from jobs.table import REJECT_COLUMN, IngestNewFiles, LandingFiles, Table
 from jobs.warehouse import Days, Warehouse
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
+from scripts.landing import day_file, land_next_day
 from scripts.runs import RANGE_END, RANGE_START, TableRun, table_runs
 from scripts.setup_local import link_instance_config
 
@@ -88,7 +89,7 @@ def _floor(root: Path, env: dict[str, str]) -> float:
     spark = spark_session(SparkTarget(remote=LocalSparkServer.from_env().ensure_running()))
     for label, build in (("the day's builds as their jobs do them", _build_as_job),
                          ("the day's bare commits (read, transform, write)", _bare_commit)):
-        day = _command(env, "scripts.landing", "next-day").split()[1].rstrip(":")
+        day = land_next_day(root / "landing")
         started = time.monotonic()
         for table in day_tables:
             build(spark, warehouse, declarations, table, day)
@@ -98,17 +99,18 @@ def _floor(root: Path, env: dict[str, str]) -> float:
     return nothing_new + bare
 
 
-def _build_as_job(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: str) -> None:
+def _build_as_job(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: date) -> None:
     build_table(spark, warehouse, table, {}, f"floor {day}", declarations, _days(table, day))
 
 
-def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: str) -> None:
+def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: date) -> None:
     """The day's rows of `table` read, transformed and written as one Delta commit, nothing else."""
     days = _days(table, day)
     frames = {}
     for param, source in table.inputs.items():
         if isinstance(source, LandingFiles):
-            files = [f for f in list_landing(warehouse.landing_root, source.dataset) if f".{day}." in f.path]
+            landed = f"{source.dataset}/{day_file(warehouse.landing_root, source.dataset, day).name}"
+            files = [f for f in list_landing(warehouse.landing_root, source.dataset) if f.path == landed]
             frames[param] = read_with_source(spark, warehouse.landing_root, files)
             continue
         frame = warehouse.read_latest(spark, source)
@@ -123,10 +125,10 @@ def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table:
     writer.save(warehouse.location(table.name))
 
 
-def _days(table: Table, day: str) -> Days | None:
+def _days(table: Table, day: date) -> Days | None:
     if table.partitions is None:
         return None
-    return Days(table.partitions.column, day, (date.fromisoformat(day) + timedelta(days=1)).isoformat())
+    return Days(table.partitions.column, day.isoformat(), (day + timedelta(days=1)).isoformat())
 
 
 def _seconds(row: TableRun) -> str:
