@@ -5,7 +5,8 @@ everything and one new day through `make update` (both untimed, so that the serv
 each path once), then `scripts.landing next-day` and `make update` (timed: the incremental
 path), then `scripts.update --full-refresh` (timed: every table from all its inputs). Prints
 each pass's wall time, and per table the days rebuilt, its step's and build's seconds, the
-landing files and bytes ingested (the job's report) and the bytes written (Delta's commit metrics).
+bytes the Spark server read while the step ran (ServerReads), the landing files and bytes
+ingested (the job's report) and the bytes written (Delta's commit metrics).
 
 Then the floor of a day on this machine, each for a day landed after those passes: `make update`
 with nothing new (the update's fixed cost); the day's builds as their jobs do them, in one
@@ -20,11 +21,13 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 from jobs.contract import BuildReport, SparkTarget
 from jobs.landing_files import list_landing, read_with_source
@@ -56,16 +59,19 @@ def bench_incremental(work: Path, landing: Path) -> None:
     for label, args in (("incremental (next day, make update)", ()), ("full refresh", ("--full-refresh",))):
         with dg.DagsterInstance.from_config(str(root / "home")) as instance:
             before = {run.run_id for run in instance.get_runs()}
+        reads = ServerReads(LocalSparkServer.from_env().status().jvm_pid)
         started = time.monotonic()
         _command(env, "scripts.update", *args)
         passes[label] = time.monotonic() - started
+        reads.stop()
         with dg.DagsterInstance.from_config(str(root / "home")) as instance:
             runs = [r for r in reversed(instance.get_runs()) if r.run_id not in before]
             print(f"  {label}: {passes[label]:.1f} s, {len(runs)} runs")
             for run in runs:
                 days = f"days {run.tags[RANGE_START]}...{run.tags[RANGE_END]}" if RANGE_START in run.tags else "unpartitioned"
                 for row in table_runs(instance, run.run_id):
-                    print(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report)}")
+                    server_read = reads.during(row.started, row.ended)
+                    print(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report, server_read)}")
     incremental, full = passes.values()
     floor = _floor(root, env)
     print(f"  floor/full wall ratio: {floor / full:.2f} (update with nothing new plus the bare commits)")
@@ -136,9 +142,43 @@ def _seconds(row: TableRun) -> str:
             f"{row.report.check_seconds:.1f} s)")
 
 
-def _bytes(report: BuildReport) -> str:
-    read = "" if report.ingested_bytes is None else f"read {report.ingested_files} landing files, {report.ingested_bytes:,} B; "
-    return f"{read}wrote {report.bytes_written:,} B (Delta version {report.delta_version})"
+def _bytes(report: BuildReport, server_read: int) -> str:
+    landing = "" if report.ingested_bytes is None else f" ({report.ingested_files} landing files, {report.ingested_bytes:,} B)"
+    return (f"server read {server_read:,} B{landing}; wrote {report.bytes_written:,} B "
+            f"(Delta version {report.delta_version})")
+
+
+class ServerReads:
+    """What the Spark server's JVM read, sampled every `interval` seconds until stopped: its
+    read_chars (/proc/<pid>/io rchar, every byte its reads returned, from disk or the page
+    cache), to give each step the bytes read while it ran (steps run one at a time)."""
+
+    def __init__(self, jvm_pid: int, interval: float = 0.02):
+        self._process, self.interval = psutil.Process(jvm_pid), interval
+        self._samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        self._samples.append((time.time(), self._process.io_counters().read_chars))
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def during(self, start: float, end: float) -> int:
+        """Bytes read from the last sample at or before `start` to the first at or after `end`
+        (wall-clock timestamps)."""
+        before = max((sample for sample in self._samples if sample[0] <= start), default=self._samples[0])
+        after = min((sample for sample in self._samples if sample[0] >= end), default=self._samples[-1])
+        return after[1] - before[1]
 
 
 def _command(env: dict[str, str], *args: str) -> str:

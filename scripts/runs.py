@@ -151,7 +151,12 @@ class TableRun:
 
     table: str
     report: BuildReport
-    step_seconds: float
+    started: float  # the step's start and end, wall-clock timestamps
+    ended: float
+
+    @property
+    def step_seconds(self) -> float:
+        return self.ended - self.started
 
 
 STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
@@ -190,7 +195,7 @@ def table_runs(instance: dg.DagsterInstance, run_id: str) -> list[TableRun]:
     for step, (start, end) in sorted(step_times(instance, run_id).items(), key=lambda item: item[1][1]):
         report = step_report(instance, run_id, step, start, end)
         if report is not None:
-            rows.append(TableRun(table=step.replace("__", "."), report=report, step_seconds=end - start))
+            rows.append(TableRun(table=step.replace("__", "."), report=report, started=start, ended=end))
     return rows
 
 
