@@ -66,12 +66,15 @@ def bench_incremental(work: Path, landing: Path) -> None:
         reads.stop()
         with dg.DagsterInstance.from_config(str(root / "home")) as instance:
             runs = [r for r in reversed(instance.get_runs()) if r.run_id not in before]
-            print(f"  {label}: {passes[label]:.1f} s, {len(runs)} runs")
+            lines, total_read = [], 0
             for run in runs:
                 days = f"days {run.tags[RANGE_START]}...{run.tags[RANGE_END]}" if RANGE_START in run.tags else "unpartitioned"
                 for row in table_runs(instance, run.run_id):
                     server_read = reads.during(row.started, row.ended)
-                    print(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report, server_read)}")
+                    total_read += server_read
+                    lines.append(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report, server_read)}")
+        print(f"  {label}: {passes[label]:.1f} s, {len(runs)} runs, server read {total_read:,} B in their steps")
+        print("\n".join(lines))
     incremental, full = passes.values()
     floor = _floor(root, env)
     print(f"  floor/full wall ratio: {floor / full:.2f} (update with nothing new plus the bare commits)")
