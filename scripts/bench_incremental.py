@@ -23,13 +23,13 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import psutil
 
-from jobs.contract import BuildReport, SparkTarget
+from jobs.contract import BuildReport, SparkTarget, day_ranges
 from jobs.landing_files import list_landing, read_with_source
 from jobs.registry import Declarations, build_order, discover
 from jobs.runtime import build_table, spark_session
@@ -137,7 +137,8 @@ def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table:
 def _days(table: Table, day: date) -> Days | None:
     if table.partitions is None:
         return None
-    return Days(table.partitions.column, day.isoformat(), (day + timedelta(days=1)).isoformat())
+    [one_day] = day_ranges([day])
+    return Days.of(table.partitions.column, one_day)
 
 
 def _seconds(row: TableRun) -> str:
