@@ -65,8 +65,8 @@ def shared_spark_conf(shuffle_partitions: int, threads: int) -> dict[str, str]:
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         # Each new table version's first reader builds its snapshot state from the Delta log.
-        # A log of a few dozen files fits one wave of tasks: measured at scale factor 1, 0.28 s
-        # with one task per thread against 0.37 s with 4 tasks on 2 threads.
+        # A log of a few dozen files fits one wave of tasks: measured once at scale factor 1,
+        # 0.28 s with one task per thread against 0.37 s with 4 tasks on 2 threads.
         "spark.databricks.delta.snapshotPartitions": str(threads),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
