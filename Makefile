@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 SF ?= 0.01
 TARGETS ?= local,databricks
 UPDATES ?= 10
+TABLES ?= 1000
 
 export DAGSTER_HOME ?= $(CURDIR)/.local/dagster_home
 
@@ -31,7 +32,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS) --updates $(UPDATES)
+	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS) --updates $(UPDATES) --tables $(TABLES)
 
 dev: spark-start
 	$(BIN)/dagster dev --host 127.0.0.1

@@ -64,7 +64,8 @@ def discover(package: str = TABLES_PACKAGE) -> Declarations:
 
 def build_order(tables: dict[str, Table]) -> list[str]:
     """Table names, each after every table it reads; raises graphlib.CycleError on a cycle."""
-    graph = {name: set(table.table_inputs.values()) & set(tables) for name, table in tables.items()}
+    declared = tables.keys()
+    graph = {name: set(table.table_inputs.values()) & declared for name, table in tables.items()}
     return list(graphlib.TopologicalSorter(graph).static_order())
 
 

@@ -9,6 +9,7 @@ import operator
 import dagster as dg
 
 from jobs.table import ByHandOnly, OnCron, Trigger, WhenAllInputsUpdate, WhenAnyInputUpdates
+from platform_assets.gates import ForCandidates, InputEvents, WhenHandledChanged, WhenInputsChanged
 from platform_assets.touched_days import TouchedDays
 
 AC = dg.AutomationCondition
@@ -18,6 +19,7 @@ AC = dg.AutomationCondition
 AUTOMATION_RUN_TAG = "dagster/from_automation_condition"
 
 
+@functools.cache
 def handled() -> dg.AutomationCondition:
     """When a table's pending input updates count as dealt with: when automation requests it, or
     when a run from the UI or CLI rebuilds it. Not when an automation run's result lands: that
@@ -31,6 +33,7 @@ def handled() -> dg.AutomationCondition:
     ).with_label("handled")
 
 
+@functools.cache
 def held_back() -> dg.AutomationCondition:
     """What keeps a triggered table waiting: the table or an input still running, an input that
     has never landed or whose latest run failed (unless it is retried in the same run), or an
@@ -44,6 +47,7 @@ def held_back() -> dg.AutomationCondition:
     ).with_label("held_back")
 
 
+@functools.cache
 def _inputs_trusted() -> dg.AutomationCondition:
     """Every input's blocking checks passed, or the input is requested in this same evaluation:
     then the table runs after it in one run, and a failing blocking check stops the table's step
@@ -63,27 +67,45 @@ def _updated(key: dg.AssetKey) -> dg.AutomationCondition:
     ).with_label(f"{key.to_user_string()} updated")
 
 
+def _on_cron(trigger: OnCron, inputs: list[dg.AssetKey], events: InputEvents) -> dg.AutomationCondition:
+    """Dagster's on_cron(), with its event-driven parts gated."""
+    tick = AC.cron_tick_passed(trigger.schedule, trigger.timezone)
+    dagster_handled = (AC.newly_requested() | AC.newly_updated() | AC.initial_evaluation()).with_label("handled")
+    inputs_since_tick = [
+        AC.asset_matches(key, WhenInputsChanged(AC.newly_updated(), (key,), events).since(tick) | AC.will_be_requested())
+        for key in inputs
+    ]
+    return functools.reduce(operator.and_, [
+        AC.in_latest_time_window(), tick.since(WhenHandledChanged(dagster_handled, events)), *inputs_since_tick,
+    ]).with_label(f"on_cron({trigger.schedule}, {trigger.timezone})")
+
+
 def automation_condition(
-    trigger: Trigger, inputs: list[dg.AssetKey], touched_days: TouchedDays | None = None,
+    trigger: Trigger, inputs: list[dg.AssetKey], events: InputEvents, touched_days: TouchedDays | None = None,
 ) -> dg.AutomationCondition | None:
     """The condition for a table with these input asset keys; None when nothing can start it.
-    For a daily table, `touched_days` narrows what its unpartitioned inputs' updates rebuild to
-    the days they touched (WhenAnyInputUpdates)."""
+    `events` answers the gates' question, what changed since the previous tick. For a daily
+    table, `touched_days` narrows what its unpartitioned inputs' updates rebuild to the days they
+    touched (WhenAnyInputUpdates)."""
     if isinstance(trigger, ByHandOnly) or (not inputs and not isinstance(trigger, OnCron)):
         return None
+    since_handled = WhenHandledChanged(handled(), events)
     if isinstance(trigger, OnCron):
-        updated = AC.on_cron(trigger.schedule, trigger.timezone)
+        updated = _on_cron(trigger, inputs, events)
     elif isinstance(trigger, WhenAnyInputUpdates) and touched_days is not None:
         partitioned_updated = AC.any_deps_updated().ignore(dg.AssetSelection.assets(*touched_days.inputs))
-        updated = (touched_days | partitioned_updated).since(handled())
+        updated = WhenInputsChanged(touched_days | partitioned_updated, tuple(inputs), events).since(since_handled)
     elif isinstance(trigger, WhenAnyInputUpdates):
-        updated = AC.any_deps_updated().since(handled())
+        updated = WhenInputsChanged(AC.any_deps_updated(), tuple(inputs), events).since(since_handled)
     elif isinstance(trigger, WhenAllInputsUpdate):
         # One "updated since this table was last handled" per input, all of them required.
         # Built from asset_matches rather than any_deps_updated().allow(...): in this Dagster
         # release, since() conditions over deps filtered by allow() share one cursor entry
         # (dagster-io/dagster#32999), so each would see the others' state.
-        updated = functools.reduce(operator.and_, [_updated(key).since(handled()) for key in inputs])
+        updated = functools.reduce(operator.and_, [
+            WhenInputsChanged(_updated(key), (key,), events).since(since_handled) for key in inputs
+        ])
     else:
         raise TypeError(f"unknown trigger {trigger!r}")
-    return (updated & ~held_back()).with_label(type(trigger).__name__)
+    # Held back is only asked of a table with an update waiting: most have none on most ticks.
+    return (updated & ForCandidates(~held_back())).with_label(type(trigger).__name__)

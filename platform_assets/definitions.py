@@ -3,14 +3,17 @@
 Every setting is an environment variable, all optional; docs/settings.md lists them.
 """
 
-import warnings
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
 from jobs.registry import TABLES_PACKAGE, Declarations, discover
+from platform_assets.automation_sensors import automation_sensor, sensor_groups
 from platform_assets.source_sensor import source_sensor
 from platform_assets.sources import Source, landing_key, source_asset
-from platform_assets.table_assets import daily_tables, table_assets, table_key
+from platform_assets.table_assets import table_assets, table_key
 from resources.landing_area import LandingArea
 from resources.runner import TableRunner
 from resources.targets import runner_from_env
@@ -55,15 +58,12 @@ def step_executor(runner: TableRunner) -> dg.ExecutorDefinition:
     })
 
 
-def daily_table_automation(daily: dg.AssetSelection, interval: int) -> dg.AutomationConditionSensorDefinition:
-    """The daily tables' automation: their conditions read which days their inputs touched
-    (TouchedDays), code that only the code location has, so it is evaluated there."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server
-        return dg.AutomationConditionSensorDefinition(
-            "daily_table_automation", target=daily, default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=interval, use_user_code_server=True,
-        )
+def tables_per_sensor() -> int:
+    """The most tables one automation sensor evaluates (Dagster allows 500)."""
+    raw = setting("PLATFORM_AUTOMATION_TABLES_PER_SENSOR", "200")
+    if not raw.isdigit():
+        raise ValueError(f"PLATFORM_AUTOMATION_TABLES_PER_SENSOR must be a whole number, not {raw!r}")
+    return int(raw)
 
 
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
@@ -75,24 +75,32 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     runner.check_tables(set(tables))
     observed = sources(declarations, catalog)
     interval = automation_interval_seconds()
-    daily = dg.AssetSelection.assets(*daily_tables(tables, catalog))
+    groups = sensor_groups(tables, catalog, tables_per_sensor())
+    events = {name: group.events for group in groups for name in group.tables}
     return dg.Definitions(
-        assets=[*table_assets(tables, catalog), *(source_asset(source) for source in observed)],
-        jobs=[dg.define_asset_job("all_tables", selection=dg.AssetSelection.all())],
+        assets=[*table_assets(tables, catalog, events), *(source_asset(source) for source in observed)],
         sensors=[
             source_sensor(observed, interval),
-            # Declared rather than Dagster's default one, to run from the start at our interval.
-            dg.AutomationConditionSensorDefinition(
-                "table_automation",
-                target=dg.AssetSelection.all() - daily,
-                default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=interval,
-            ),
-            daily_table_automation(daily, interval),
+            *(automation_sensor(group, catalog, interval) for group in groups),
         ],
         resources={"runner": runner, "landing": LandingArea.from_env()},
         executor=step_executor(runner),
     )
 
 
-defs = build_definitions()
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's garbage collector paused while the definitions are built, and what they made
+    frozen out of its later passes. Loading makes some thousand objects a table, all kept for the
+    life of the process: the collector would walk them again and again while they are made
+    (a fifth of the load at a thousand tables), and on every automation tick after."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+with collector_paused():
+    defs = build_definitions()

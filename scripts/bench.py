@@ -20,6 +20,9 @@ and the floor of a day on this machine (scripts/bench_incremental.py).
 
 writes: the seconds checks add to each table's build, and a one-day rebuild of the daily
 tables against a rebuild of every day (scripts/bench_writes.py).
+
+scale: automation and loading with `--tables` more tables declared in a copy of the project,
+through the real daemon, webserver and Chromium (scripts/bench_scale.py). No Spark.
 """
 
 from __future__ import annotations
@@ -234,8 +237,14 @@ def main() -> None:
     parser.add_argument("--floor-only", type=Path, help=argparse.SUPPRESS)  # the floor's own process
     parser.add_argument("--targets", default="local,databricks", help="comma-separated")
     parser.add_argument("--updates", type=int, default=10, help="commits timed by `automation`")
+    parser.add_argument("--tables", type=int, default=1000, help="tables declared by `scale`")
     args = parser.parse_args()
     targets = args.targets.split(",")
+    if targets == ["scale"]:  # no Spark, no TPC-H data
+        from scripts.bench_scale import bench_scale
+
+        bench_scale(LOCAL_DIR / "bench" / f"scale{args.tables}", args.tables, commits=5)
+        return
     bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
     landing = bench / "landing"
     if args.floor_only:

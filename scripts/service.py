@@ -22,25 +22,27 @@ from resources.paths import PROJECT_DIR
 
 @dataclass
 class Service:
-    """One Dagster process group; `command` is its executable's arguments."""
+    """One Dagster process group; `command` is its executable's arguments, run in `project`
+    (the project, or a copy of it) on that project's workspace.yaml."""
 
     command: list[str]
     env: dict[str, str]
     log: Path
+    project: Path = PROJECT_DIR
     process: subprocess.Popen | None = None
 
     @classmethod
-    def daemon(cls, env: dict[str, str], log: Path) -> "Service":
-        return cls(["dagster-daemon", "run", "-w", "workspace.yaml"], env, log)
+    def daemon(cls, env: dict[str, str], log: Path, project: Path = PROJECT_DIR) -> "Service":
+        return cls(["dagster-daemon", "run", "-w", "workspace.yaml"], env, log, project)
 
     @classmethod
-    def webserver(cls, env: dict[str, str], log: Path, port: int) -> "Service":
-        return cls(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"], env, log)
+    def webserver(cls, env: dict[str, str], log: Path, port: int, project: Path = PROJECT_DIR) -> "Service":
+        return cls(["dagster-webserver", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"], env, log, project)
 
     def start(self) -> None:
         executable = Path(sys.executable).with_name(self.command[0])
         self.process = subprocess.Popen(
-            [str(executable), *self.command[1:]], cwd=PROJECT_DIR, env=self.env,
+            [str(executable), *self.command[1:]], cwd=self.project, env=self.env,
             stdout=self.log.open("a"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 

@@ -8,16 +8,19 @@ import pytest
 
 from jobs.table import ByHandOnly, WhenAllInputsUpdate, WhenAnyInputUpdates
 from platform_assets.automation import AUTOMATION_RUN_TAG, automation_condition
+from platform_assets.gates import InputEvents
 from platform_assets.sources import DATA_VERSION_TAG
 
 FAILING: set[str] = set()  # names of the toy tables whose next run fails
 BLOCKED: set[str] = set()  # names of the toy tables whose blocking check fails next
+TABLES = ("customers", "orders", "order_lines", "joined", "by_hand")
+EVENTS = InputEvents(materialized=[dg.AssetKey(name) for name in TABLES], observed=[dg.AssetKey("nation")])
 
 
 def toy_table(name: str, inputs: list[str], trigger) -> dg.AssetsDefinition:
     keys = [dg.AssetKey(i) for i in inputs]
 
-    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys),
+    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys, EVENTS),
               check_specs=[dg.AssetCheckSpec("rows", asset=name, blocking=True)])
     def _table() -> dg.MaterializeResult:
         if name in FAILING:

@@ -137,7 +137,7 @@ def test_the_code_location_observes_every_landing_dataset_and_external_table():
         "landing/customer", "main/ingest/nation"
     }
     sensors = {sensor.name: sensor for sensor in defs.sensors}
-    assert set(sensors) == {"observe_sources", "table_automation", "daily_table_automation"}
+    assert set(sensors) == {"observe_sources", "table_automation"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     # The shipped interval: a source commit's run starts about 6 s after it (docs/benchmarks.md).
     assert {s.minimum_interval_seconds for s in sensors.values()} == {4}

@@ -7,6 +7,7 @@ import pytest
 from jobs.contract import TOUCHED_DAYS_KEY
 from jobs.table import WhenAnyInputUpdates
 from platform_assets.automation import automation_condition
+from platform_assets.gates import InputEvents
 from platform_assets.touched_days import TouchedDays
 
 DAYS = dg.DailyPartitionsDefinition(start_date="1998-07-01", end_date="1998-07-31")
@@ -24,16 +25,17 @@ def unpartitioned_input(name: str) -> dg.AssetsDefinition:
 
 orders, customers = unpartitioned_input("orders"), unpartitioned_input("customers")
 inputs = (dg.AssetKey("orders"), dg.AssetKey("customers"))
+EVENTS = InputEvents(materialized=[*inputs, dg.AssetKey("silver"), dg.AssetKey("gold")])
 
 
 @dg.asset(partitions_def=DAYS, deps=inputs, automation_condition=automation_condition(
-    WhenAnyInputUpdates(), list(inputs), TouchedDays("silver.order_lines", inputs)))
+    WhenAnyInputUpdates(), list(inputs), EVENTS, TouchedDays("silver.order_lines", inputs)))
 def silver() -> None:
     pass
 
 
 @dg.asset(partitions_def=DAYS, deps=[silver],
-          automation_condition=automation_condition(WhenAnyInputUpdates(), [silver.key]))
+          automation_condition=automation_condition(WhenAnyInputUpdates(), [silver.key], EVENTS))
 def gold() -> None:
     pass
 
