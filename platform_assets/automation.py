@@ -67,8 +67,23 @@ def _updated(key: dg.AssetKey) -> dg.AutomationCondition:
     ).with_label(f"{key.to_user_string()} updated")
 
 
-def _on_cron(trigger: OnCron, inputs: list[dg.AssetKey], events: InputEvents) -> dg.AutomationCondition:
-    """Dagster's on_cron(), with its event-driven parts gated."""
+def _when_inputs_changed(condition: dg.AutomationCondition, inputs: list[dg.AssetKey],
+                         events: InputEvents | None) -> dg.AutomationCondition:
+    return condition if events is None else WhenInputsChanged(condition, tuple(inputs), events)
+
+
+def _when_handled_changed(condition: dg.AutomationCondition, events: InputEvents | None) -> dg.AutomationCondition:
+    return condition if events is None else WhenHandledChanged(condition, events)
+
+
+def _for_candidates(condition: dg.AutomationCondition, events: InputEvents | None) -> dg.AutomationCondition:
+    return condition if events is None else ForCandidates(condition)
+
+
+def _on_cron(trigger: OnCron, inputs: list[dg.AssetKey], events: InputEvents | None) -> dg.AutomationCondition:
+    """Dagster's on_cron(), built again from its parts to gate those that wait for events."""
+    if events is None:
+        return AC.on_cron(trigger.schedule, trigger.timezone)
     tick = AC.cron_tick_passed(trigger.schedule, trigger.timezone)
     dagster_handled = (AC.newly_requested() | AC.newly_updated() | AC.initial_evaluation()).with_label("handled")
     inputs_since_tick = [
@@ -81,31 +96,35 @@ def _on_cron(trigger: OnCron, inputs: list[dg.AssetKey], events: InputEvents) ->
 
 
 def automation_condition(
-    trigger: Trigger, inputs: list[dg.AssetKey], events: InputEvents, touched_days: TouchedDays | None = None,
+    trigger: Trigger, inputs: list[dg.AssetKey], events: InputEvents | None,
+    touched_days: TouchedDays | None = None,
 ) -> dg.AutomationCondition | None:
     """The condition for a table with these input asset keys; None when nothing can start it.
-    `events` answers the gates' question, what changed since the previous tick. For a daily
-    table, `touched_days` narrows what its unpartitioned inputs' updates rebuild to the days they
-    touched (WhenAnyInputUpdates)."""
+
+    `events` answers the gates (platform_assets/gates.py): what changed since the previous tick.
+    None leaves them out, and Dagster evaluates every part on every tick: the same requests, at
+    ten times the cost (the tests compare the two). For a daily table, `touched_days` narrows
+    what its unpartitioned inputs' updates rebuild to the days they touched (WhenAnyInputUpdates).
+    """
     if isinstance(trigger, ByHandOnly) or (not inputs and not isinstance(trigger, OnCron)):
         return None
-    since_handled = WhenHandledChanged(handled(), events)
+    since_handled = _when_handled_changed(handled(), events)
     if isinstance(trigger, OnCron):
         updated = _on_cron(trigger, inputs, events)
     elif isinstance(trigger, WhenAnyInputUpdates) and touched_days is not None:
         partitioned_updated = AC.any_deps_updated().ignore(dg.AssetSelection.assets(*touched_days.inputs))
-        updated = WhenInputsChanged(touched_days | partitioned_updated, tuple(inputs), events).since(since_handled)
+        updated = _when_inputs_changed(touched_days | partitioned_updated, inputs, events).since(since_handled)
     elif isinstance(trigger, WhenAnyInputUpdates):
-        updated = WhenInputsChanged(AC.any_deps_updated(), tuple(inputs), events).since(since_handled)
+        updated = _when_inputs_changed(AC.any_deps_updated(), inputs, events).since(since_handled)
     elif isinstance(trigger, WhenAllInputsUpdate):
         # One "updated since this table was last handled" per input, all of them required.
         # Built from asset_matches rather than any_deps_updated().allow(...): in this Dagster
         # release, since() conditions over deps filtered by allow() share one cursor entry
         # (dagster-io/dagster#32999), so each would see the others' state.
         updated = functools.reduce(operator.and_, [
-            WhenInputsChanged(_updated(key), (key,), events).since(since_handled) for key in inputs
+            _when_inputs_changed(_updated(key), [key], events).since(since_handled) for key in inputs
         ])
     else:
         raise TypeError(f"unknown trigger {trigger!r}")
     # Held back is only asked of a table with an update waiting: most have none on most ticks.
-    return (updated & ForCandidates(~held_back())).with_label(type(trigger).__name__)
+    return (updated & _for_candidates(~held_back(), events)).with_label(type(trigger).__name__)

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -103,6 +104,12 @@ class _ServerlessClient(_CancelOnTermination, PipesDatabricksServerlessClient):
     pass
 
 
+# Databricks' limits on the job the platform manages (Jobs API 2.2: a job holds at most 1,000
+# tasks; a task key is 1 to 100 characters).
+MAX_TASKS_PER_JOB = 1000
+MAX_TASK_KEY_LENGTH = 100
+
+
 class DatabricksRunner(TableRunner):
     """Runs table jobs on Databricks. By default the tables of one Dagster run are the tasks
     of one run of the platform's job (resources/databricks_shared_run.py), sharing its job
@@ -160,6 +167,18 @@ class DatabricksRunner(TableRunner):
         unknown = sorted(set(self.compute_by_table) - declared)
         if unknown:
             raise ValueError(f"compute_by_table names undeclared table(s) {unknown}")
+        too_long = sorted(t for t in declared if len(task_key(t)) > MAX_TASK_KEY_LENGTH)
+        if too_long:
+            raise ValueError(
+                f"Databricks task keys are at most {MAX_TASK_KEY_LENGTH} characters, and a table's "
+                f"task key is its name with '__' for the dot; too long: {too_long}")
+        if not self.run_per_table and len(declared) > MAX_TASKS_PER_JOB:
+            schemas = Counter(name.split(".")[0] for name in declared)
+            raise ValueError(
+                f"{len(declared):,} tables are declared, and on the Databricks target each is a task of "
+                f"the platform's one job, which Databricks limits to {MAX_TASKS_PER_JOB:,} tasks; "
+                f"tables per schema: {dict(sorted(schemas.items()))}. Set run_per_table: true in "
+                "PLATFORM_DATABRICKS_CONFIG (a run per table) until the job is split")
 
     def workspace_client(self) -> WorkspaceClient:
         return WorkspaceClient(config=Config(host=self.host, token=self.token))

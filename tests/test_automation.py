@@ -1,26 +1,29 @@
 """Table triggers as Dagster evaluates them: each tick is one automation sensor evaluation,
-and the tables it requests are run with `materialize()` like a launched run would."""
+and the tables it requests are run with `materialize()` like a launched run would.
 
+Every scenario runs twice: with the gates (platform_assets/gates.py), as the platform runs, and
+with Dagster's own conditions alone, which the gates may make cheaper but never different."""
+
+import datetime as dt
 import warnings
 
 import dagster as dg
 import pytest
 
-from jobs.table import ByHandOnly, WhenAllInputsUpdate, WhenAnyInputUpdates
+from jobs.table import ByHandOnly, OnCron, WhenAllInputsUpdate, WhenAnyInputUpdates
 from platform_assets.automation import AUTOMATION_RUN_TAG, automation_condition
 from platform_assets.gates import InputEvents
 from platform_assets.sources import DATA_VERSION_TAG
 
 FAILING: set[str] = set()  # names of the toy tables whose next run fails
 BLOCKED: set[str] = set()  # names of the toy tables whose blocking check fails next
-TABLES = ("customers", "orders", "order_lines", "joined", "by_hand")
-EVENTS = InputEvents(materialized=[dg.AssetKey(name) for name in TABLES], observed=[dg.AssetKey("nation")])
+TABLES = ("customers", "orders", "order_lines", "joined", "by_hand", "morning_report")
 
 
-def toy_table(name: str, inputs: list[str], trigger) -> dg.AssetsDefinition:
+def toy_table(name: str, inputs: list[str], trigger, events: InputEvents | None) -> dg.AssetsDefinition:
     keys = [dg.AssetKey(i) for i in inputs]
 
-    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys, EVENTS),
+    @dg.asset(name=name, deps=keys, automation_condition=automation_condition(trigger, keys, events),
               check_specs=[dg.AssetCheckSpec("rows", asset=name, blocking=True)])
     def _table() -> dg.MaterializeResult:
         if name in FAILING:
@@ -34,22 +37,31 @@ def observe_nation() -> dg.DataVersion:
     return dg.DataVersion("0")
 
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    nation = dg.observable_source_asset(key="nation")(observe_nation)
-
-customers = toy_table("customers", ["nation"], WhenAnyInputUpdates())
-orders = toy_table("orders", [], WhenAnyInputUpdates())
-order_lines = toy_table("order_lines", ["orders", "customers"], WhenAnyInputUpdates())
-joined = toy_table("joined", ["orders", "customers"], WhenAllInputsUpdate())
-by_hand = toy_table("by_hand", ["customers"], ByHandOnly())
-GRAPH = [nation, customers, orders, order_lines, joined, by_hand]
+def toy_graph(gated: bool) -> list:
+    """nation (observed) -> customers; orders; both -> order_lines (ANY), joined (ALL);
+    customers -> by_hand; orders -> morning_report (at 06:00)."""
+    events = InputEvents(materialized=[dg.AssetKey(n) for n in TABLES], observed=[dg.AssetKey("nation")])
+    events = events if gated else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        nation = dg.observable_source_asset(key="nation")(observe_nation)
+    return [
+        nation,
+        toy_table("customers", ["nation"], WhenAnyInputUpdates(), events),
+        toy_table("orders", [], WhenAnyInputUpdates(), events),
+        toy_table("order_lines", ["orders", "customers"], WhenAnyInputUpdates(), events),
+        toy_table("joined", ["orders", "customers"], WhenAllInputsUpdate(), events),
+        toy_table("by_hand", ["customers"], ByHandOnly(), events),
+        toy_table("morning_report", ["orders"], OnCron("0 6 * * *"), events),
+    ]
 
 
 class Automation:
-    """An instance plus the automation sensor's cursor, ticked by hand."""
+    """An instance plus the automation sensor's cursor, ticked by hand. Each evaluation is a
+    second after the previous one on the sensor's clock, which starts at `clock`."""
 
-    def __init__(self):
+    def __init__(self, graph: list, clock: dt.datetime):
+        self.graph, self.clock = graph, clock
         self.instance = dg.DagsterInstance.ephemeral()
         self.cursor = None
         assert self.tick() == set(), "the first evaluation only sets a baseline"
@@ -72,9 +84,11 @@ class Automation:
         return requested
 
     def _evaluate(self) -> set[str]:
-        result = dg.evaluate_automation_conditions(GRAPH, self.instance, cursor=self.cursor)
+        self.clock += dt.timedelta(seconds=1)
+        result = dg.evaluate_automation_conditions(self.graph, self.instance, cursor=self.cursor,
+                                                   evaluation_time=self.clock)
         self.cursor = result.cursor
-        return {a.key.to_user_string() for a in GRAPH if result.get_num_requested(a.key)}
+        return {a.key.to_user_string() for a in self.graph if result.get_num_requested(a.key)}
 
     def run_by_hand(self, *names: str) -> None:
         """A run from the UI or CLI, followed by a tick, which starts nothing: everything
@@ -84,7 +98,7 @@ class Automation:
 
     def run(self, *names: str, tags: dict[str, str] | None = None) -> bool:
         """A run of these tables that, like a launched run, records them as its selection."""
-        job = dg.Definitions(assets=GRAPH).resolve_implicit_global_asset_job_def()
+        job = dg.Definitions(assets=self.graph).resolve_implicit_global_asset_job_def()
         self.last_run = job.execute_in_process(
             asset_selection=[dg.AssetKey(name) for name in names], instance=self.instance,
             raise_on_error=False, tags=tags,
@@ -100,11 +114,12 @@ class Automation:
         )
 
 
-@pytest.fixture
-def automation():
+@pytest.fixture(params=["gated", "Dagster's conditions alone"])
+def automation(request):
     FAILING.clear()
     BLOCKED.clear()
-    return Automation()
+    # Noon: no 06:00 tick passes while a scenario runs, unless it moves the clock there.
+    return Automation(toy_graph(gated=request.param == "gated"), dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc))
 
 
 def test_a_new_external_version_starts_each_downstream_table_once(automation):
@@ -186,3 +201,15 @@ def test_an_update_seen_with_the_previous_runs_results_starts_the_whole_chain_on
     # The next evaluation sees that run's results and a newer nation version together.
     automation.observe_nation("2")
     assert automation.tick() == {"customers", "order_lines"}
+
+
+def test_a_cron_table_runs_at_its_tick_once_its_input_has_updated_since_that_tick(automation):
+    automation.run_by_hand("orders", "customers", "order_lines", "joined", "morning_report")
+
+    automation.clock = dt.datetime(2026, 3, 3, 6, 0, 30, tzinfo=dt.timezone.utc)
+    assert automation.tick() == set(), "orders has not updated since the 06:00 tick"
+
+    automation.run("orders")
+    assert automation.tick() == {"order_lines", "morning_report"}
+    automation.run("orders")
+    assert automation.tick() == {"order_lines"}, "once a day"

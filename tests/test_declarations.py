@@ -6,6 +6,7 @@ import pytest
 from jobs.registry import DeclarationError
 from platform_assets.definitions import build_definitions, defs
 from resources.databricks_runner import DatabricksRunner
+from scripts.scale_tables import declare_tables
 
 
 def test_code_location_loads_every_table_keyed_by_catalog_schema_table():
@@ -131,4 +132,34 @@ def test_a_bad_parallel_jobs_setting_is_named(monkeypatch):
     monkeypatch.setenv("PLATFORM_MAX_PARALLEL_JOBS", "0")
 
     with pytest.raises(ValueError, match="PLATFORM_MAX_PARALLEL_JOBS must be a whole number of at least 1, not '0'"):
+        build_definitions()
+
+
+def test_a_table_whose_databricks_task_key_is_too_long_is_named(monkeypatch, tmp_path):
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\n")
+
+    with pytest.raises(ValueError, match=r"task keys are at most 100 characters.*too long: \['gold\.revenue_by_"):
+        build_definitions(tables_package="tests.declarations.long_name")
+
+
+def test_more_tables_than_a_databricks_job_holds_fail_the_load_naming_the_limit(monkeypatch, tmp_path):
+    (tmp_path / "many_tables").mkdir()
+    (tmp_path / "many_tables" / "__init__.py").write_text("")
+    declare_tables(tmp_path / "many_tables", 1001)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\n")
+
+    with pytest.raises(ValueError, match=r"1,001 tables are declared.*Databricks limits to 1,000 tasks; "
+                                         r"tables per schema: \{'layer_000': 100, .*'layer_010': 1\}"):
+        build_definitions(tables_package="many_tables")
+
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\nrun_per_table: true\n")
+    assert len(build_definitions(tables_package="many_tables").resolve_all_asset_specs()) > 1001
+
+
+@pytest.mark.parametrize("size", ["0", "501"])
+def test_a_sensor_size_outside_dagsters_limit_is_named(monkeypatch, size):
+    monkeypatch.setenv("PLATFORM_AUTOMATION_TABLES_PER_SENSOR", size)
+
+    with pytest.raises(ValueError, match=f"PLATFORM_AUTOMATION_TABLES_PER_SENSOR is {size}: it must be between 1 and 500"):
         build_definitions()
