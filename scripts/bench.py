@@ -240,11 +240,13 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=1000, help="tables declared by `scale`")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    if targets == ["scale"]:  # no Spark, no TPC-H data
+    if "scale" in targets:  # no Spark, no TPC-H data
         from scripts.bench_scale import bench_scale
 
-        bench_scale(LOCAL_DIR / "bench" / f"scale{args.tables}", args.tables, commits=5)
-        return
+        bench_scale(LOCAL_DIR / "bench" / f"scale{args.tables}", args.tables)
+        targets.remove("scale")
+        if not targets:
+            return
     bench = LOCAL_DIR / "bench" / f"sf{args.scale_factor:g}"
     landing = bench / "landing"
     if args.floor_only:
