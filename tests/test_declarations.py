@@ -45,6 +45,17 @@ def test_daily_tables_are_partitioned_by_day_and_checks_are_asset_checks():
     assert blocking == {"unique_order_key_line_number", "not_null_order_date_net_revenue"}
 
 
+def test_each_tables_condition_is_one_described_node_in_the_definitions_snapshot():
+    # The snapshot sent to the daemon and the webserver holds a condition's declared children:
+    # ours declares none, so a table costs one node there, not its 50 parts.
+    graph = defs.resolve_asset_graph()
+    silver = graph.get(dg.AssetKey(["main", "silver", "order_lines"])).automation_condition
+
+    assert silver.name == "WhenAnyInputUpdates"
+    assert silver.description.startswith("any input has a new version since the table was last requested")
+    assert silver.children == []
+
+
 def test_catalog_setting_changes_every_key(monkeypatch):
     monkeypatch.setenv("PLATFORM_CATALOG", "dev")
     keys = {spec.key for spec in build_definitions().resolve_all_asset_specs()}
