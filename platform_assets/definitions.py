@@ -60,7 +60,7 @@ def step_executor(runner: TableRunner) -> dg.ExecutorDefinition:
 
 def tables_per_sensor() -> int:
     """The most tables one automation sensor evaluates (Dagster allows 500)."""
-    raw = setting("PLATFORM_AUTOMATION_TABLES_PER_SENSOR", "200")
+    raw = setting("PLATFORM_AUTOMATION_TABLES_PER_SENSOR", "400")
     if not raw.isdigit():
         raise ValueError(f"PLATFORM_AUTOMATION_TABLES_PER_SENSOR must be a whole number, not {raw!r}")
     return int(raw)
