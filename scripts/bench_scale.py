@@ -159,23 +159,17 @@ class Landing:
     tables: int = 0  # tables in the runs that tick requested
 
 
-def snapshot_bytes(project: Path, env: dict[str, str]) -> int:
+def snapshot_and_sensors(project: Path, env: dict[str, str]) -> tuple[int, set[str]]:
     """The size of the definitions snapshot the code server sends the daemon and the webserver
-    (through Dagster's internal snapshot class: there is no public route to it)."""
+    (through Dagster's internal snapshot class: there is no public route to it), and the names
+    of the sensors, from one load of the copy's definitions."""
     code = ("from dagster._core.remote_representation.external_data import RepositorySnap; "
             "from dagster_shared.serdes import serialize_value; from platform_assets.definitions import defs; "
+            "print(' '.join(s.name for s in defs.sensors)); "
             "print(len(serialize_value(RepositorySnap.from_def(defs.get_repository_def()))))")
-    listed = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True, capture_output=True,
-                            text=True).stdout
-    return int(listed.split()[-1])
-
-
-def sensor_names(project: Path, env: dict[str, str]) -> set[str]:
-    """The sensors the copy's definitions declare."""
-    code = "from platform_assets.definitions import defs; print(' '.join(s.name for s in defs.sensors))"
-    listed = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True, capture_output=True,
-                            text=True).stdout
-    return set(listed.split())
+    *_, names, size = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True,
+                                     capture_output=True, text=True).stdout.splitlines()
+    return int(size), set(names.split())
 
 
 def bench_scale(work: Path, count: int) -> None:
@@ -206,11 +200,11 @@ def bench_scale(work: Path, count: int) -> None:
           f"({', '.join(f'{i:.2f}' for i in imports)}); resolving them then (asset graph, jobs): "
           f"median {statistics.median(r for _, r in loads):.2f} s; a new process importing Dagster alone: "
           f"median {statistics.median(dagster_import_seconds(env)):.2f} s")
-    snapshot = snapshot_bytes(project, env)
+    snapshot, sensors = snapshot_and_sensors(project, env)
     print(f"  definitions snapshot (one gRPC message to the daemon, again every minute, and to the webserver): "
           f"{snapshot / 1e6:.1f} MB, {snapshot / (count + 5) / 1e3:.1f} KB a table (Dagster's limit: 100 MB)", flush=True)
 
-    sensors = sensor_names(project, env) - {"observe_sources"}
+    sensors -= {"observe_sources"}
     daemon = Service.daemon(env, work / "daemon.log", project)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         daemon.start()
