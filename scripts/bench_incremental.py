@@ -1,18 +1,21 @@
-"""`make bench TARGETS=incremental`: one new day landed through to gold, against a full rebuild.
+"""`make bench TARGETS=incremental`: what one new day costs, over a short and a long history.
 
-On a copy of the benchmark's landing area and a fresh instance and warehouse: a first build of
-everything and one new day through `make update` (both untimed, so that the server has run
-each path once), then `scripts.landing next-day` and `make update` (timed: the incremental
-path), then `scripts.update --full-refresh` (timed: every table from all its inputs). Prints
-each pass's wall time, and per table the days rebuilt, its step's and build's seconds, the
-bytes the Spark server read while the step ran (ServerReads), the landing files and bytes
-ingested (the job's report) and the bytes written (Delta's commit metrics).
+For each of two history lengths of the same scale factor, the landing area cut after about 18
+months (through SHORT_HISTORY_UNTIL) and the whole 6.5 years (through HISTORY_CUTOFF): a fresh
+landing area, instance and warehouse; a first build of everything and one new day through
+`make update` (both untimed, so that the server has run each path once); then
+`scripts.landing next-day` and `make update`, timed. Prints the update's wall time and, per table,
+the days rebuilt, its step's and build's seconds, the bytes the Spark server read while the step
+ran (ServerReads), the landing bytes ingested (the job's report), and their ratio.
 
-Then the floor of a day on this machine, each for a day landed after those passes: `make update`
-with nothing new (the update's fixed cost); the day's builds as their jobs do them, in one
-Spark session (no Dagster); and the day's bare commits, also in one session (each table's new
-rows read, transformed and written, nothing else: no checks, no lookups, no commit read back).
-Last, `incremental/full wall ratio: X.XX`.
+On the long history, then `scripts.update --full-refresh` (timed: every table from all its
+inputs) and the floor of a day on this machine, each for a day landed after those passes:
+`make update` with nothing new (the update's fixed cost); the day's builds as their jobs do
+them, in one Spark session (no Dagster); and the day's bare commits, also in one session (each
+table's new rows read, transformed and written, nothing else).
+
+Ends with `read amplification, full history`, `day bytes read per landed byte, full ÷ short
+history` and `incremental/full wall ratio at SF <scale factor>`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -32,53 +36,79 @@ import psutil
 from jobs.contract import BuildReport, SparkTarget, day_ranges
 from jobs.landing_files import list_landing, read_with_source
 from jobs.registry import Declarations, build_order, discover
-from jobs.runtime import build_table, spark_session
+from jobs.runtime import build_table, rows_of_days, spark_session
 from jobs.table import REJECT_COLUMN, IngestNewFiles, LandingFiles, Table
 from jobs.warehouse import Days, Warehouse
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
-from scripts.landing import day_file, land_next_day
+from scripts.landing import HISTORY_CUTOFF, day_file, generate_landing, land_next_day
 from scripts.runs import RANGE_END, RANGE_START, TableRun, table_runs
 from scripts.setup_local import link_instance_config
 
+SHORT_HISTORY_UNTIL = date(1993, 7, 1)  # about 18 months of TPC-H's orders
 
-def bench_incremental(work: Path, landing: Path) -> None:
-    root = work / "incremental"
-    shutil.copytree(landing, root / "landing")  # next-day adds files to it
-    link_instance_config(root / "home")
-    env = {**os.environ, "DAGSTER_HOME": str(root / "home"), "PLATFORM_WAREHOUSE_DIR": str(root / "warehouse"),
-           "PLATFORM_LANDING_DIR": str(root / "landing")}
-    _command(env, "scripts.update")
-    # The first build ran the full refresh's code on the server (the JVM compiles what it runs
-    # often): one untimed day does the same for the incremental path.
-    _command(env, "scripts.landing", "next-day")
-    _command(env, "scripts.update")
-    landed = _command(env, "scripts.landing", "next-day").strip()
-    print(f"  {landed} (after one untimed day)")
+
+@dataclass(frozen=True)
+class Pass:
+    """One timed `make update`: its wall time, and what the server read and the jobs ingested."""
+
+    seconds: float
+    bytes_read: int
+    bytes_landed: int
+
+
+def bench_incremental(work: Path, scale_factor: float) -> None:
     passes = {}
-    for label, args in (("incremental (next day, make update)", ()), ("full refresh", ("--full-refresh",))):
-        with dg.DagsterInstance.from_config(str(root / "home")) as instance:
-            before = {run.run_id for run in instance.get_runs()}
-        reads = ServerReads(LocalSparkServer.from_env().status().jvm_pid)
-        started = time.monotonic()
-        _command(env, "scripts.update", *args)
-        passes[label] = time.monotonic() - started
-        reads.stop()
-        with dg.DagsterInstance.from_config(str(root / "home")) as instance:
-            runs = [r for r in reversed(instance.get_runs()) if r.run_id not in before]
-            lines, total_read = [], 0
-            for run in runs:
-                days = f"days {run.tags[RANGE_START]}...{run.tags[RANGE_END]}" if RANGE_START in run.tags else "unpartitioned"
-                for row in table_runs(instance, run.run_id):
-                    server_read = reads.during(row.started, row.ended)
-                    total_read += server_read
-                    lines.append(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report, server_read)}")
-        print(f"  {label}: {passes[label]:.1f} s, {len(runs)} runs, server read {total_read:,} B in their steps")
-        print("\n".join(lines))
-    incremental, full = passes.values()
+    for until in (SHORT_HISTORY_UNTIL, HISTORY_CUTOFF):
+        root = work / f"incremental-{until}"
+        shutil.rmtree(root, ignore_errors=True)
+        generate_landing(root / "landing", scale_factor, history_until=until)
+        link_instance_config(root / "home")
+        env = {**os.environ, "DAGSTER_HOME": str(root / "home"), "PLATFORM_WAREHOUSE_DIR": str(root / "warehouse"),
+               "PLATFORM_LANDING_DIR": str(root / "landing")}
+        _command(env, "scripts.update")
+        # The first build ran the full refresh's code on the server (the JVM compiles what it runs
+        # often): one untimed day does the same for the incremental path.
+        _command(env, "scripts.landing", "next-day")
+        _command(env, "scripts.update")
+        landed = _command(env, "scripts.landing", "next-day").strip()
+        print(f"  history through {until}: {landed} (after one untimed day)")
+        passes[until] = _timed_update(root, env, "next day, make update")
+    full_history = passes[HISTORY_CUTOFF]
+    # root and env are the long history's, the loop's last.
+    full_refresh = _timed_update(root, env, "full refresh", "--full-refresh")
     floor = _floor(root, env)
-    print(f"  floor/full wall ratio: {floor / full:.2f} (update with nothing new plus the bare commits)")
-    print(f"  incremental/full wall ratio: {incremental / full:.2f}")
+    print(f"  floor/full wall ratio: {floor / full_refresh.seconds:.2f} (update with nothing new plus the bare commits)")
+    per_landed = {until: p.bytes_read / p.bytes_landed for until, p in passes.items()}
+    print(f"  read amplification, full history: {per_landed[HISTORY_CUTOFF]:.0f}")
+    print(f"  day bytes read per landed byte, full ÷ short history: "
+          f"{per_landed[HISTORY_CUTOFF] / per_landed[SHORT_HISTORY_UNTIL]:.2f}")
+    print(f"  incremental/full wall ratio at SF {scale_factor:g}: {full_history.seconds / full_refresh.seconds:.2f}")
+
+
+def _timed_update(root: Path, env: dict[str, str], label: str, *args: str) -> Pass:
+    """Run `scripts.update *args`; print its wall time and what each of its tables read and ingested."""
+    with dg.DagsterInstance.from_config(str(root / "home")) as instance:
+        before = {run.run_id for run in instance.get_runs()}
+    reads = ServerReads(LocalSparkServer.from_env().status().jvm_pid)
+    started = time.monotonic()
+    _command(env, "scripts.update", *args)
+    seconds = time.monotonic() - started
+    reads.stop()
+    with dg.DagsterInstance.from_config(str(root / "home")) as instance:
+        runs = [r for r in reversed(instance.get_runs()) if r.run_id not in before]
+        lines, total_read, total_landed = [], 0, 0
+        for run in runs:
+            days = f"days {run.tags[RANGE_START]}...{run.tags[RANGE_END]}" if RANGE_START in run.tags else "unpartitioned"
+            for row in table_runs(instance, run.run_id):
+                server_read = reads.during(row.started, row.ended)
+                total_read += server_read
+                total_landed += row.report.ingested_bytes or 0
+                lines.append(f"    {row.table:<34} {days:<26} {_seconds(row)}; {_bytes(row.report, server_read)}")
+    ratio = f", {total_read / total_landed:.0f}x the landed {total_landed:,} B" if total_landed else ""
+    print(f"  {label}: {seconds:.1f} s, {len(runs)} runs, server read {total_read:,} B in their steps{ratio}")
+    print("\n".join(lines))
+    return Pass(seconds, total_read, total_landed)
 
 
 def _floor(root: Path, env: dict[str, str]) -> float:
@@ -124,8 +154,7 @@ def _bare_commit(spark, warehouse: Warehouse, declarations: Declarations, table:
             frames[param] = read_with_source(spark, warehouse.landing_root, files)
             continue
         frame = warehouse.read_latest(spark, source)
-        upstream = declarations.tables.get(source)
-        frames[param] = days.on(upstream.partitions.column).select(frame) if upstream and upstream.partitions else frame
+        frames[param] = frame if days is None else rows_of_days(frame, days, table, param, declarations.tables.get(source))
     rows = table.transform(**frames)
     if REJECT_COLUMN in rows.columns:
         rows = rows.where(rows[REJECT_COLUMN].isNull()).drop(REJECT_COLUMN)
@@ -148,7 +177,10 @@ def _seconds(row: TableRun) -> str:
 
 
 def _bytes(report: BuildReport, server_read: int) -> str:
-    landing = "" if report.ingested_bytes is None else f" ({report.ingested_files} landing files, {report.ingested_bytes:,} B)"
+    landing = ""
+    if report.ingested_bytes:
+        landing = (f" ({report.ingested_files} landing files, {report.ingested_bytes:,} B: "
+                   f"{server_read / report.ingested_bytes:.0f}x)")
     return (f"server read {server_read:,} B{landing}; wrote {report.bytes_written:,} B "
             f"(Delta version {report.delta_version})")
 

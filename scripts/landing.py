@@ -3,7 +3,7 @@
 Parquet file sets under `<landing>/<dataset>/`, and the nations as a Delta table that the tool
 keeps, `<landing>/ingest/nation` (an external table: the platform only reads it).
 
-Orders and line items arrive day by day: the history lands up to HISTORY_CUTOFF, the later
+Orders and line items arrive day by day: the history lands up to HISTORY_CUTOFF (or an earlier day), the later
 days wait whole in `<landing>/.tpch/`, a hidden folder that no reader of
 `<landing>/<dataset>/*.parquet` sees, and `python -m scripts.landing next-day` lands the next.
 """
@@ -34,6 +34,7 @@ NATION_TABLE = "ingest.nation"
 # TPC-H order dates end 1998-08-02: 31 days are left to land after the history.
 HISTORY_CUTOFF = date(1998, 7, 2)
 TPCH_DIR = ".tpch"  # the whole generated orders and line items, `<dataset>.parquet`
+HISTORY_UNTIL_FILE = "history-until"  # in TPCH_DIR: the last day of the landed history
 DAY_FILE = re.compile(r"orders\.(\d{4}-\d{2}-\d{2})\.parquet")
 
 
@@ -41,8 +42,8 @@ class NoMoreDays(LookupError):
     """TPC-H has no order day after the last landed one."""
 
 
-def generate_landing(landing_dir: str | Path, scale_factor: float) -> Path:
-    """Land the orders up to HISTORY_CUTOFF and their line items (`<dataset>.history.parquet`),
+def generate_landing(landing_dir: str | Path, scale_factor: float, history_until: date = HISTORY_CUTOFF) -> Path:
+    """Land the orders up to `history_until` and their line items (`<dataset>.history.parquet`),
     every customer (`customer.1.parquet`) and the nation Delta table; keep the whole orders and
     line items in `<landing>/.tpch/` for the days to come.
 
@@ -55,7 +56,7 @@ def generate_landing(landing_dir: str | Path, scale_factor: float) -> Path:
         staging = Path(staging)
         _tpchgen(scale_factor, staging)
         nations = pq.read_table(staging / "nation")
-        _stage_history(staging)
+        _stage_history(staging, history_until)
         # The source first, so that a landed history always has its later days to land.
         for name in (TPCH_DIR, *DATASETS):
             shutil.rmtree(landing / name, ignore_errors=True)
@@ -77,7 +78,7 @@ def _tpchgen(scale_factor: float, output_dir: Path) -> None:
     )
 
 
-def _stage_history(staging: Path) -> None:
+def _stage_history(staging: Path, history_until: date) -> None:
     """Move the whole orders and line items to `.tpch/`, and write in their place the history."""
     source = staging / TPCH_DIR
     source.mkdir()
@@ -85,7 +86,8 @@ def _stage_history(staging: Path) -> None:
         generated = staging / dataset / f"{dataset}.1.parquet"
         pq.write_table(_plain_strings(pq.read_table(generated)), source / f"{dataset}.parquet")
         generated.unlink()
-    orders, lineitem = orders_between(source, None, HISTORY_CUTOFF)
+    (source / HISTORY_UNTIL_FILE).write_text(history_until.isoformat())
+    orders, lineitem = orders_between(source, None, history_until)
     pq.write_table(orders, staging / "orders" / "orders.history.parquet")
     pq.write_table(lineitem, staging / "lineitem" / "lineitem.history.parquet")
 
@@ -127,10 +129,15 @@ def land_next_day(landing_dir: str | Path) -> date:
 
 
 def last_landed_day(landing_dir: str | Path) -> date:
-    """The newest `orders/orders.<day>.parquet`, or HISTORY_CUTOFF when only the history landed."""
+    """The newest `orders/orders.<day>.parquet`, or the history's last day when only the history
+    landed."""
     names = (path.name for path in Path(landing_dir, "orders").glob("orders.*.parquet"))
     days = [date.fromisoformat(match[1]) for match in map(DAY_FILE.fullmatch, names) if match]
-    return max(days, default=HISTORY_CUTOFF)
+    if days:
+        return max(days)
+    history_until = Path(landing_dir, TPCH_DIR, HISTORY_UNTIL_FILE)
+    # A landing area generated before the history's end was recorded ends at HISTORY_CUTOFF.
+    return date.fromisoformat(history_until.read_text()) if history_until.exists() else HISTORY_CUTOFF
 
 
 def day_file(landing_dir: str | Path, dataset: str, day: date) -> Path:

@@ -67,7 +67,7 @@ def test_next_day_from_the_command_line_adds_two_new_files_and_touches_no_other(
         """)[0]
     assert result.stdout == f"landed 1998-07-03: {orders} orders, {lineitem} line items\n"
     assert orders > 0 and lineitem > 0
-    assert _files(landing, ".tpch") == ["lineitem.parquet", "orders.parquet"]  # nothing left aside
+    assert _files(landing, ".tpch") == ["history-until", "lineitem.parquet", "orders.parquet"]  # nothing left aside
 
 
 def test_each_day_lands_once_and_every_day_together_is_the_whole_of_tpch(landing):
@@ -89,6 +89,15 @@ def test_each_day_lands_once_and_every_day_together_is_the_whole_of_tpch(landing
     for dataset in ("orders", "lineitem"):
         history = pq.read_schema(landing / dataset / f"{dataset}.history.parquet")
         assert all(pq.read_schema(path) == history for path in (landing / dataset).glob("*.parquet"))
+
+
+def test_a_shorter_history_lands_its_next_days_from_its_own_end(tmp_path):
+    short = generate_landing(tmp_path / "landing", SCALE_FACTOR, history_until=date(1993, 6, 30))
+
+    assert last_landed_day(short) == date(1993, 6, 30)
+    assert land_next_day(short) == date(1993, 7, 1)
+    [(latest,)] = _sql(short, "select max(o_orderdate) from 'orders/orders.history.parquet'")
+    assert latest <= date(1993, 6, 30)
 
 
 def test_after_the_last_day_next_day_fails_naming_it(landing):
