@@ -7,7 +7,8 @@ outcomes to Dagster as asset checks; a blocking check that fails undoes the writ
 
 A table that only appends (IngestNewFiles) is checked on the rows it appended, as Databricks
 checks a streaming table's expectations on each batch: the earlier rows passed when they were
-written. Unique also looks up the appended keys in the whole table, and MinRows counts it.
+written. Unique also looks up the appended keys in the whole table (or, bounded by a day, in
+the rows of the appended days), and MinRows counts it.
 """
 
 from __future__ import annotations
@@ -64,10 +65,17 @@ class NotNull:
 @dataclass(frozen=True)
 class Unique:
     """No two rows share the same values of `columns`. A failure counts the rows beyond the
-    first of each repeated value; its samples are the repeated values with their counts."""
+    first of each repeated value; its samples are the repeated values with their counts.
+
+    `day` names a date column that the key determines (rows sharing a key share their day, or
+    have none). Rows appended to a table then have their keys looked up only among the rows of
+    their days and those without a date: a day's read when the table is clustered by that
+    column, however long its history. A key repeated with another day is not caught.
+    """
 
     columns: tuple[str, ...]
     blocking: bool = False
+    day: str | None = None
 
     @property
     def name(self) -> str:
@@ -166,6 +174,9 @@ def evaluate_checks(df: DataFrame, checks: tuple[Check, ...],
     aggregates = [F.count(F.lit(1)).alias("rows")] + [
         expression.alias(alias) for alias, expression in counts.items() if expression is not None
     ]
+    if table is not None:  # the days of the appended rows, for a Unique bounded by day
+        aggregates += [F.collect_set(check.day).alias(f"days_{i}") for i, check in enumerate(checks)
+                       if isinstance(check, Unique) and check.day is not None]
     totals = df.agg(*aggregates).first()
     rows = totals["rows"] if table is None else table.count()
     outcomes = []
@@ -176,13 +187,18 @@ def evaluate_checks(df: DataFrame, checks: tuple[Check, ...],
             keys = F.broadcast(df.select(*check.columns).distinct().alias("appended"))
             # Null-safe, as the count above counts a null key as a value.
             same_key = [F.col(f"table.`{c}`").eqNullSafe(F.col(f"appended.`{c}`")) for c in check.columns]
-            checked = table.alias("table").join(keys, same_key, "left_semi")  # read again for samples if it failed
+            earlier = table
+            if check.day is not None:
+                # Literal days, so that Delta skips the files of other days by their statistics.
+                earlier = table.where(F.col(check.day).isin(sorted(totals[f"days_{i}"])) | F.col(check.day).isNull())
+            checked = earlier.alias("table").join(keys, same_key, "left_semi")  # read again for samples if it failed
             # Every row holding an appended key, beyond one per key.
             failing = checked.count() - (totals["rows"] - failing)
         outcome = check.outcome(checked, failing, rows)
         if table is not None and not isinstance(check, (MinRows, SchemaContract)):
             outcome = replace(outcome, checked="the rows appended" + (
-                " and the earlier rows sharing their key" if isinstance(check, Unique) else ""))
+                "" if not isinstance(check, Unique) else " and the earlier rows sharing their key"
+                + (f" on their {check.day}" if check.day else "")))
         outcomes.append(outcome)
     return rows, outcomes
 

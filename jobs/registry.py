@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from jobs.checks import SchemaContract
-from jobs.table import ExternalTable, IngestNewFiles, Merge, Overwrite, Quarantine, Table
+from jobs.table import RECORD_SUFFIX, ExternalTable, IngestNewFiles, Merge, Overwrite, Quarantine, Table
 
 TABLES_PACKAGE = "jobs.tables"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -87,6 +87,9 @@ def validate(declarations: Declarations) -> None:
             raise DeclarationError(
                 f"{declared.module}: table {declared.name}: name must be 'schema.table' in lower case"
             )
+        if declared.name.endswith(RECORD_SUFFIX):
+            raise DeclarationError(f"{declared.module}: table {declared.name}: names ending in {RECORD_SUFFIX} "
+                                   "are the platform's records of ingested files")
     for table in tables.values():
         where = f"{table.module}: table {table.name}"
         for param, source in table.table_inputs.items():
@@ -108,6 +111,15 @@ def validate(declarations: Declarations) -> None:
                 raise DeclarationError(f"{where}: days_touched is for a table with daily partitions")
             if not isinstance(table.inputs.get(param), str):
                 raise DeclarationError(f"{where}: days_touched names '{param}', which is not an input table")
+            upstream = tables.get(table.inputs[param])
+            column = table.days_touched[param]
+            if isinstance(column, str) and upstream is not None and upstream.contract is not None \
+                    and upstream.contract.columns.get(column) != "date":
+                raise DeclarationError(f"{where}: days_touched reads '{column}' of {upstream.name}, which has no "
+                                       f"such date column ({dict(upstream.contract.columns)})")
+        day = table.clustered_by_day
+        if day is not None and table.contract is not None and table.contract.columns.get(day) != "date":
+            raise DeclarationError(f"{where}: clustered_by_day '{day}' is not a date column of its contract")
         check_names = [check.name for check in table.checks]
         if len(set(check_names)) != len(check_names):
             raise DeclarationError(f"{where}: two checks have the same name ({check_names})")

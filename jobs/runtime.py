@@ -32,6 +32,7 @@ from jobs.contract import (
 )
 from jobs import pipes_io
 from jobs.registry import Declarations
+from jobs.ingestion_record import ingested_files, save_record
 from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
 from jobs.table import (
     REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Overwrite, Quarantine, Table,
@@ -114,13 +115,14 @@ def _build(
 ) -> TableBuild:
     name = warehouse.full_name(table.name)
     txn = WriteTxn(f"{name} {write_id}")
-    new_landing, mode = None, table.write
+    new_landing, ingested, mode = None, set(), table.write
     if isinstance(table.write, IngestNewFiles) and full_refresh:
         new_landing = {d: list_landing(warehouse.landing_root, d) for d in sorted(table.landing_datasets)}
         mode = Overwrite()
     elif isinstance(table.write, IngestNewFiles):
         read_version = warehouse.current_version(spark, table.name)
-        new_landing = _new_landing_files(spark, warehouse, table, read_version)
+        ingested = ingested_files(spark, warehouse, table.name, read_version)
+        new_landing = _new_landing_files(warehouse, table, ingested)
         if not any(new_landing.values()):
             return _unchanged(spark, warehouse, table, read_version)
         # One ingestion at a time: a concurrent one that read the same version carries the
@@ -143,7 +145,8 @@ def _build(
         result = days.select(result)
     try:
         commit = warehouse.write(spark, table.name, result, mode, txn, merge_schema=table.schema_evolution,
-                                 days=days, change_feed=isinstance(table.write, IngestNewFiles))
+                                 days=days, change_feed=isinstance(table.write, IngestNewFiles),
+                                 sort_by_day=table.clustered_by_day)
     except PySparkException as error:
         if _BAD_ROW not in str(error):
             raise
@@ -178,6 +181,9 @@ def _build(
         written = _written(spark, warehouse, table.name, commit.version, days)
         row_count = written.count()
     touched = None
+    if new_landing is not None and undone is None:
+        save_record(spark, warehouse, table.name, commit.version,
+                    ingested | {f for files in new_landing.values() for f in files})
     if new_landing is not None and undone is None and not full_refresh:
         # A table's first version touches every day: no rows to read back.
         touched = _days_touched(spark, warehouse, table, declarations, appended)
@@ -196,10 +202,8 @@ def _build(
     )
 
 
-def _new_landing_files(spark: SparkSession, warehouse: Warehouse, table: Table,
-                       read_version: int | None) -> dict[str, list[LandingFile]]:
-    """Per landing dataset, the files the table has not ingested at `read_version`."""
-    ingested = warehouse.ingested_files(spark, table.name, read_version)
+def _new_landing_files(warehouse: Warehouse, table: Table, ingested: set[LandingFile]) -> dict[str, list[LandingFile]]:
+    """Per landing dataset, the files that are not among those the table `ingested`."""
     return {dataset: new_files(list_landing(warehouse.landing_root, dataset), ingested,
                                warehouse.full_name(table.name))
             for dataset in sorted(table.landing_datasets)}
@@ -237,14 +241,17 @@ def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, decla
         if new_rows is None or any(p not in reader.days_touched for p in params):
             touched[reader.name] = None
             continue
-        others = {p: warehouse.read_latest(spark, source)
-                  for p, source in reader.table_inputs.items() if p not in params}
+        others = {}
+        if any(callable(reader.days_touched[p]) for p in params):
+            others = {p: warehouse.read_latest(spark, source)
+                      for p, source in reader.table_inputs.items() if p not in params}
         if any(other is None for other in others.values()):
             touched[reader.name] = None  # an input not built yet: its first build reads every day
             continue
         dates = set()
         for param in params:
-            days = reader.days_touched[param](new_rows, others)
+            touched_by = reader.days_touched[param]
+            days = new_rows.select(touched_by) if isinstance(touched_by, str) else touched_by(new_rows, others)
             dates |= {row[0] for row in days.distinct().collect() if row[0] is not None}
         touched[reader.name] = day_ranges(dates)
     return touched
@@ -274,10 +281,21 @@ def _read_inputs(
             _check_input_schema(warehouse.full_name(source), version, frame, contracts[source],
                                 warehouse.full_name(table.name))
         upstream = declarations.tables.get(source) if declarations else None
-        if days is not None and upstream is not None and upstream.partitions is not None:
-            frame = days.on(upstream.partitions.column).select(frame)
-        frames[param] = frame
+        frames[param] = frame if days is None else rows_of_days(frame, days, table, param, upstream)
     return frames, versions, landing
+
+
+def rows_of_days(frame: DataFrame, days: Days, table: Table, param: str, upstream: Table | None) -> DataFrame:
+    """The rows of input `param` (`frame`, read from table `upstream` if declared here) that a
+    build of `days` of `table` reads: the input's rows of those days by the date column that
+    `days_touched` names (data skipping makes this a day's read when the input is clustered by
+    it), plus its rows whose day is not known yet; those days of a daily input; else all."""
+    day_column = table.days_touched.get(param)
+    if isinstance(day_column, str):
+        return days.on(day_column).select_with_undated(frame)
+    if upstream is not None and upstream.partitions is not None:
+        return days.on(upstream.partitions.column).select(frame)
+    return frame
 
 
 def _written(spark: SparkSession, warehouse: Warehouse, name: str, version: int, days: Days | None) -> DataFrame:

@@ -113,6 +113,9 @@ class Quarantine:
 
 
 BadRows = FailOnBadRows | Quarantine
+# The companion table `<schema>.<table><RECORD_SUFFIX>` of an IngestNewFiles table records the
+# landing files it holds (jobs/ingestion_record.py).
+RECORD_SUFFIX = "__ingested_files"
 # A transform marks a bad row by setting this column to the reason (see jobs/columns.py).
 REJECT_COLUMN = "_rejected_because"
 
@@ -138,10 +141,16 @@ class Table:
     retry: Retry = Retry()
     # Whether a write may add columns (Delta's mergeSchema); otherwise a changed schema fails.
     schema_evolution: bool = False
-    # For a daily table: per input parameter, which days new rows of that input touch, as
-    # `(new_rows, inputs) -> DataFrame` with one date column, `inputs` being this table's
-    # other inputs at their latest version. New rows of an input not named here touch every day.
-    days_touched: Mapping[str, Callable] = field(default_factory=dict)
+    # For a daily table: per input parameter, which days new rows of that input touch. Either
+    # the input's date column that holds this table's day (a build of some days then reads only
+    # those days of the input, plus its rows without a date), or a function
+    # `(new_rows, inputs) -> DataFrame` with one date column, `inputs` being this table's other
+    # inputs at their latest version. New rows of an input not named here touch every day.
+    days_touched: Mapping[str, str | Callable] = field(default_factory=dict)
+    # A date column the table's files are laid out by: each write sorts its rows by it into
+    # files of at most ROWS_PER_SORTED_FILE rows (jobs/warehouse.py), so that a read of a few days skips the
+    # other files by their statistics (Delta data skipping).
+    clustered_by_day: str | None = None
     description: str = ""
     module: str = field(default="", compare=False)  # filled in by discovery, for error messages
 

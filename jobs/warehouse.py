@@ -35,6 +35,10 @@ _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 _CHANGE_FEED_DEFAULT = "spark.databricks.delta.properties.defaults.enableChangeDataFeed"
 # How far back a job looks for its own commit when other writers committed after it.
 _HISTORY_SEARCH = 50
+# A table clustered by day is written in files of at most this many rows, sorted by the day: a
+# day's read then opens one or two files. Smaller files cost a full scan more per file (measured
+# at scale factor 1 on a day of orders: 0.60 MB read with files of 100,000 rows, 0.44 MB with 50,000).
+ROWS_PER_SORTED_FILE = 50_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Commit:
     files_written: int
     bytes_written: int
     read_version: int | None  # the version the commit was made on; None when it created the table
+    mode: str | None = None  # a WRITE's save mode (Append, Overwrite, ...)
 
 
 class CommitNotFound(RuntimeError):
@@ -90,6 +95,10 @@ class Days:
 
     def select(self, df: DataFrame) -> DataFrame:
         return df.where(self.condition)
+
+    def select_with_undated(self, df: DataFrame) -> DataFrame:
+        """The rows of these days and those without a date (a null in the column)."""
+        return df.where(f"({self.condition}) OR `{self.column}` IS NULL")
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,7 @@ class Warehouse:
     def write(
         self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode,
         txn: WriteTxn, merge_schema: bool = False, days: Days | None = None, change_feed: bool = False,
+        sort_by_day: str | None = None,
     ) -> Commit:
         """Write `df` as one Delta commit and return it.
 
@@ -195,7 +205,8 @@ class Warehouse:
         returned. A concurrent writer's commit makes Delta raise a concurrent modification
         error, never a mixed table. With `days` (the date column and its range), an Overwrite
         replaces only those days. With `change_feed`, a table this write creates records Delta's
-        change data feed (change_feed()).
+        change data feed (change_feed()). With `sort_by_day` (a date column), the rows are written
+        sorted by it, in files of at most ROWS_PER_SORTED_FILE rows.
         """
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
@@ -207,12 +218,16 @@ class Warehouse:
                 self._merge(spark, name, df, mode, txn, merge_schema)
             else:
                 # Delta cannot merge into a table that does not exist: the first Merge creates it.
+                if sort_by_day is not None:
+                    # A global sort: each file then holds a run of consecutive days.
+                    df = df.orderBy(sort_by_day)
                 writer = (
                     df.write.format("delta")
                     .mode("append" if isinstance(mode, Append | IngestNewFiles) else "overwrite")
                     .option("txnAppId", txn.app_id)
                     .option("txnVersion", txn.version)
                     .option("mergeSchema", str(merge_schema).lower())
+                    .option("maxRecordsPerFile", ROWS_PER_SORTED_FILE if sort_by_day else 0)
                 )
                 if days is not None:
                     writer = writer.option("replaceWhere", days.condition)
@@ -270,6 +285,12 @@ class Warehouse:
         history = spark.sql(f"DESCRIBE HISTORY {self._sql_name(name)}").where(f"version = {version}")
         return _commit(history.collect()[0])
 
+    def commits_after(self, spark: SparkSession, name: str, version: int, latest: int) -> list[Commit]:
+        """The table's commits after `version` up to `latest`, oldest first (reading only those
+        commits' log entries)."""
+        entries = self._history(spark, name, latest - version)
+        return sorted((_commit(e) for e in entries if version < e.version <= latest), key=lambda c: c.version)
+
     def _commit_of(self, spark: SparkSession, name: str, tag: str) -> Commit:
         """The commit tagged `tag`: usually the latest, else among the last few (other writers
         may have committed since)."""
@@ -315,4 +336,5 @@ def _commit(entry) -> Commit:
         files_written=int(files),
         bytes_written=int(size),
         read_version=entry["readVersion"],
+        mode=(entry["operationParameters"] or {}).get("mode"),
     )

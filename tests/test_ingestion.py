@@ -9,10 +9,12 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
 from jobs.contract import DayRange
+from jobs.ingestion_record import record_name
 from jobs.landing_files import ChangedLandingFile, LandingFile, new_files
 from jobs.registry import discover
 from jobs.contract import day_ranges
@@ -55,14 +57,23 @@ class Ingestion:
     def rows(self, table: str) -> list[dict]:
         return DeltaTable(self.warehouse.location(table)).to_pyarrow_table().to_pylist()
 
-    def land_copies(self, dataset: str, name: str, where: str, key_column: str) -> Path:
-        """Land, as a new file, copies of the landed rows matching `where`, under new keys."""
+    def land_copies(self, dataset: str, name: str, where: str, key_column: str | None) -> Path:
+        """Land, as a new file, copies of the landed rows matching `where`: under new keys, or
+        (without `key_column`) as they are."""
         staged = self.landing / f".{name}"
-        duckdb.sql(f"COPY (SELECT * REPLACE ({key_column} + 100000000 AS {key_column}) "
-                   f"FROM '{self.landing}/{dataset}/*.parquet' WHERE {where}) TO '{staged}' (FORMAT parquet)")
+        rows = "*" if key_column is None else f"* REPLACE ({key_column} + 100000000 AS {key_column})"
+        duckdb.sql(f"COPY (SELECT {rows} FROM '{self.landing}/{dataset}/*.parquet' WHERE {where}) "
+                   f"TO '{staged}' (FORMAT parquet)")
         landed = self.landing / dataset / name
         os.replace(staged, landed)  # whole, as an ingestion tool delivers it
         return landed
+
+    def record_location(self, table: str) -> str:
+        return self.warehouse.location(record_name(table))
+
+    def recorded(self, table: str) -> set[str]:
+        """The landing files the table's record of ingested files lists."""
+        return {row["path"] for row in DeltaTable(self.record_location(table)).to_pyarrow_table().to_pylist()}
 
     def version(self, table: str) -> int:
         return DeltaTable(self.warehouse.location(table)).version()
@@ -131,3 +142,78 @@ def test_late_rows_touch_the_days_of_their_orders_only(ingestion):
     assert orders_build.touched_days == {SILVER: expected}
     # Line items map to their orders' days through bronze.orders, which has the late orders now.
     assert lineitem_build.touched_days == {SILVER: expected}
+
+
+@pytest.mark.parametrize(("table", "dataset", "key"), [
+    ("bronze.orders", "orders", "o_orderkey"), ("bronze.lineitem", "lineitem", "l_orderkey")])
+def test_a_duplicate_of_a_years_old_key_is_refused_and_the_table_keeps_its_rows(ingestion, table, dataset, key):
+    [(oldest,)] = duckdb.sql(f"SELECT min({key}) FROM '{ingestion.landing}/{dataset}/*.parquet'").fetchall()
+    before = ingestion.rows(table)
+    ingestion.land_copies(dataset, f"{dataset}.again.parquet", f"{key} = {oldest}", key_column=None)
+
+    build = ingestion.build(table, "duplicate")
+
+    [unique] = [check for check in build.checks if check.name.startswith("unique_")]
+    assert not unique.passed and unique.samples[0][key] == oldest
+    assert build.undone_version is not None
+    assert sorted(map(str, ingestion.rows(table))) == sorted(map(str, before))
+
+
+def test_bronze_files_hold_runs_of_order_dates_so_a_day_is_in_one_or_two_files(spark, tmp_path, landing,
+                                                                               monkeypatch):
+    monkeypatch.setattr("jobs.warehouse.ROWS_PER_SORTED_FILE", 100)  # several files from a small history
+    ingestion = Ingestion(spark, tmp_path, landing)
+    ingestion.build("bronze.orders", "first")
+    ingestion.build("bronze.lineitem", "first")
+
+    for table, column in (("bronze.orders", "o_orderdate"), ("bronze.lineitem", "l_orderdate")):
+        files = pa.table(DeltaTable(ingestion.warehouse.location(table)).get_add_actions(flatten=True)).to_pylist()
+        spans = sorted((f[f"min.{column}"], f[f"max.{column}"]) for f in files)
+        assert len(spans) >= 10, table
+        assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:])), f"{table} files overlap"
+        day = spans[len(spans) // 2][0]
+        assert sum(low <= day <= high for low, high in spans) <= 2, table
+
+
+def test_the_record_of_ingested_files_is_read_without_scanning_the_rows(ingestion, monkeypatch):
+    ingestion.land_copies("orders", "orders.new.parquet", "o_orderkey <= 3", "o_orderkey")
+    monkeypatch.setattr(Warehouse, "ingested_files", _no_scan)
+
+    build = ingestion.build("bronze.orders", "second")
+
+    assert [f.path for f in build.ingested] == ["orders/orders.new.parquet"]
+    assert ingestion.recorded("bronze.orders") == _landed_files(ingestion.landing, "orders")
+
+
+def test_a_record_that_missed_a_commit_catches_up_from_the_tables_history(ingestion, monkeypatch):
+    """As after a job killed between its commit and saving the record."""
+    ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
+    ingestion.build("bronze.orders", "second")
+    ingestion.spark.sql(f"RESTORE TABLE delta.`{ingestion.record_location('bronze.orders')}` TO VERSION AS OF 0").collect()
+    ingestion.land_copies("orders", "orders.b.parquet", "o_orderkey BETWEEN 4 AND 7", "o_orderkey")
+    monkeypatch.setattr(Warehouse, "ingested_files", _no_scan)
+
+    build = ingestion.build("bronze.orders", "third")
+
+    assert [f.path for f in build.ingested] == ["orders/orders.b.parquet"]
+    assert Counter(row["_source_file"] for row in ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
+    assert ingestion.recorded("bronze.orders") == _landed_files(ingestion.landing, "orders")
+
+
+def test_after_a_restore_the_files_since_that_version_are_ingested_again_once(ingestion):
+    ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
+    ingestion.build("bronze.orders", "second")
+    ingestion.spark.sql(f"RESTORE TABLE delta.`{ingestion.warehouse.location('bronze.orders')}` TO VERSION AS OF 0").collect()
+
+    build = ingestion.build("bronze.orders", "third")
+
+    assert [f.path for f in build.ingested] == ["orders/orders.a.parquet"]
+    assert Counter(row["_source_file"] for row in ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
+
+
+def _no_scan(*args, **kwargs):
+    raise AssertionError("scanned the table's rows for the files it holds")
+
+
+def _landed_files(landing: Path, dataset: str) -> set[str]:
+    return {f"{dataset}/{path.name}" for path in (landing / dataset).glob("*.parquet")}

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from jobs.table import REJECT_COLUMN
-from jobs.tables.bronze import customers, orders
+from jobs.tables.bronze import customers, lineitem, orders
 
 
 def test_orders_are_typed_as_declared(spark):
@@ -27,6 +27,22 @@ def test_orders_are_typed_as_declared(spark):
     }
     row = typed.first()
     assert (row.o_totalprice, row.o_orderdate) == (Decimal("173665.47"), dt.date(1996, 1, 2))
+
+
+def test_line_items_carry_their_orders_date_or_none_before_the_order_lands(spark):
+    columns = ", ".join(f"{name} {'bigint' if name in ('l_orderkey', 'l_linenumber') else 'string'}"
+                        for name in lineitem.COLUMNS)
+    landed = spark.createDataFrame([tuple([key, 0, 0, 1] + ["1"] * 12 + [10**15]) for key in (1, 2, 3)],
+                                   columns + ", _source_modified_us bigint")
+    # Order 1 landed with its line items, order 3 years before them, order 2 not yet.
+    landed_orders = spark.createDataFrame([(1, dt.date(1996, 1, 2), 10**15), (3, dt.date(1993, 5, 1), 10**12)],
+                                          "o_orderkey bigint, o_orderdate date, _source_modified_us bigint")
+
+    result = lineitem.transform(landed, landed_orders)
+
+    assert {(r.l_orderkey, r.l_orderdate) for r in result.collect()} == {
+        (1, dt.date(1996, 1, 2)), (2, None), (3, dt.date(1993, 5, 1))}
+    assert result.columns.index("l_orderdate") == len(lineitem.COLUMNS)
 
 
 def test_a_missing_landed_column_is_named(spark):

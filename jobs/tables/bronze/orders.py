@@ -30,9 +30,12 @@ TABLE = Table(
     trigger=WhenAnyInputUpdates(),
     # Orders with no key or an unreadable value are set aside, the rest loaded.
     bad_rows=Quarantine("bronze.orders_rejected"),
+    # Files hold runs of order dates: a day of orders is a day's read, however long the history.
+    clustered_by_day="o_orderdate",
     checks=(
         NotNull(("o_orderkey", "o_custkey", "o_orderdate"), blocking=True),
-        Unique(("o_orderkey",), blocking=True),
+        # An order keeps its date: new keys are looked for among the orders of their dates.
+        Unique(("o_orderkey",), blocking=True, day="o_orderdate"),
         MinRows(1, blocking=True),
         AcceptedValues("o_orderstatus", frozenset({"O", "F", "P"})),
         SchemaContract({**COLUMNS, **SOURCE_COLUMNS}),
