@@ -26,6 +26,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from jobs.columns import SOURCE_COLUMNS
 from jobs.landing_files import LandingFile
 from jobs.table import RECORD_SUFFIX, Overwrite
+from jobs.upkeep import vacuum_when_due
 from jobs.warehouse import Warehouse, WriteTxn
 
 _SCHEMA = StructType([
@@ -56,7 +57,8 @@ def save_record(spark: SparkSession, warehouse: Warehouse, table: str, version: 
     a retry of the same version is skipped by its transaction id)."""
     rows = [(f.path, f.size, f.modified_us, version) for f in sorted(files, key=lambda f: f.path)]
     txn = WriteTxn(f"{warehouse.full_name(record_name(table))} record", version=version)
-    warehouse.write(spark, record_name(table), spark.createDataFrame(rows, _SCHEMA).coalesce(1), Overwrite(), txn)
+    commit = warehouse.write(spark, record_name(table), spark.createDataFrame(rows, _SCHEMA).coalesce(1), Overwrite(), txn)
+    vacuum_when_due(spark, warehouse, record_name(table), commit.version)
 
 
 def _recorded(spark: SparkSession, warehouse: Warehouse, table: str, version: int) -> set[LandingFile] | None:

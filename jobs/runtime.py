@@ -34,6 +34,7 @@ from jobs import pipes_io
 from jobs.registry import Declarations
 from jobs.ingestion_record import ingested_files, save_record
 from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
+from jobs.upkeep import vacuum_when_due
 from jobs.table import (
     REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Overwrite, Quarantine, Table,
 )
@@ -187,6 +188,8 @@ def _build(
     if new_landing is not None and undone is None and not full_refresh:
         # A table's first version touches every day: no rows to read back.
         touched = _days_touched(spark, warehouse, table, declarations, appended)
+    if undone is None:
+        vacuum_when_due(spark, warehouse, table.name, commit.version)
     return TableBuild(
         commit=commit,
         row_count=row_count,
@@ -275,7 +278,7 @@ def _read_inputs(
         version = pinned_versions.get(source)
         if version is None:
             version = warehouse.latest_version(spark, source)
-        frame = warehouse.read_table(spark, source, version)
+        frame = warehouse.read_pinned(spark, source, version)
         versions[warehouse.full_name(source)] = version
         if source in contracts:
             _check_input_schema(warehouse.full_name(source), version, frame, contracts[source],

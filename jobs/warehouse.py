@@ -39,6 +39,20 @@ _HISTORY_SEARCH = 50
 # day's read then opens one or two files. Smaller files cost a full scan more per file (measured
 # at scale factor 1 on a day of orders: 0.60 MB read with files of 100,000 rows, 0.44 MB with 50,000).
 ROWS_PER_SORTED_FILE = 50_000
+# The commits of a table clustered by day compact its small files once 50 have gathered (Delta's
+# auto compaction, an OPTIMIZE of its own), leaving its larger sorted files as they are.
+AUTO_COMPACTION = {
+    "spark.databricks.delta.autoCompact.enabled": "true",
+    "spark.databricks.delta.autoCompact.minNumFiles": "50",
+    "spark.databricks.delta.autoCompact.minFileSize": str(1 << 20),
+    "spark.databricks.delta.autoCompact.maxFileSize": str(8 << 20),
+}
+# What Delta says when a version is older than the table's deletedFileRetentionDuration.
+_BEYOND_RETENTION = "DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION_DURATION"
+
+
+class PinnedVersionExpired(LookupError):
+    """A version older than the table's retention window, which Delta no longer reads."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,22 @@ class Warehouse:
         reader = spark.read.format("delta").option("versionAsOf", version)
         return self._load(reader, name)
 
+    def read_pinned(self, spark: SparkSession, name: str, version: int) -> DataFrame:
+        """The table at `version`, an input's pinned version; PinnedVersionExpired, naming it,
+        when the version is older than the table's retention window."""
+        table = self.read_table(spark, name, version)
+        try:
+            table.schema  # noqa: B018 - a Connect DataFrame resolves its version only here
+        except AnalysisException as error:
+            if error.getCondition() != _BEYOND_RETENTION:
+                raise
+            raise PinnedVersionExpired(
+                f"{self.full_name(name)} version {version} is older than the table's retention window "
+                "(delta.deletedFileRetentionDuration, 7 days by default): Delta no longer reads it, and "
+                "VACUUM may have deleted its files. Build from the latest version instead (materialize "
+                "the table that read it again)") from None
+        return table
+
     def read_latest(self, spark: SparkSession, name: str) -> DataFrame | None:
         """The table at its latest version, None if it does not exist (one schema lookup, where
         `current_version` and `read_table` would also read its history)."""
@@ -211,6 +241,10 @@ class Warehouse:
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
         settings = {_USER_METADATA: txn.tag}
+        if sort_by_day and self.root is not None:
+            # Not on a catalog (Databricks): serverless compute refuses these settings, and Unity
+            # Catalog's predictive optimization compacts managed tables there.
+            settings.update(AUTO_COMPACTION)
         if change_feed:
             settings[_CHANGE_FEED_DEFAULT] = "true"
         with _session_conf(spark, settings):
@@ -272,6 +306,10 @@ class Warehouse:
             writer.saveAsTable(self.full_name(name))
         else:
             writer.save(self.location(name))
+
+    def vacuum(self, spark: SparkSession, name: str) -> None:
+        """Delete the files no version within the table's retention window needs."""
+        spark.sql(f"VACUUM {self._sql_name(name)}").collect()
 
     def drop(self, spark: SparkSession, name: str) -> None:
         """Remove the table, files and all (for a first version that must not be read)."""

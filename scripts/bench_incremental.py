@@ -15,15 +15,20 @@ them, in one Spark session (no Dagster); and the day's bare commits, also in one
 table's new rows read, transformed and written, nothing else).
 
 Ends with `read amplification, full history`, `day bytes read per landed byte, full ÷ short
-history` and `incremental/full wall ratio at SF <scale factor>`.
+history` and `incremental/full wall ratio at SF <scale factor>`. With Debian's `strace`, the first
+two count what a day's builds read of the tables and landing files (one more day, built in one
+session with the server's reads traced per file), apart from the JVM's reads of its own jars,
+which come with each job's new session whatever the data; without it, every byte the server read.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -58,7 +63,7 @@ class Pass:
 
 
 def bench_incremental(work: Path, scale_factor: float) -> None:
-    passes = {}
+    passes, attributed = {}, {}
     for until in (SHORT_HISTORY_UNTIL, HISTORY_CUTOFF):
         root = work / f"incremental-{until}"
         shutil.rmtree(root, ignore_errors=True)
@@ -74,13 +79,19 @@ def bench_incremental(work: Path, scale_factor: float) -> None:
         landed = _command(env, "scripts.landing", "next-day").strip()
         print(f"  history through {until}: {landed} (after one untimed day)")
         passes[until] = _timed_update(root, env, "next day, make update")
+        attributed[until] = _file_reads_of_a_day(root)
     full_history = passes[HISTORY_CUTOFF]
     # root and env are the long history's, the loop's last.
     full_refresh = _timed_update(root, env, "full refresh", "--full-refresh")
     floor = _floor(root, env)
     print(f"  floor/full wall ratio: {floor / full_refresh.seconds:.2f} (update with nothing new plus the bare commits)")
-    per_landed = {until: p.bytes_read / p.bytes_landed for until, p in passes.items()}
-    print(f"  read amplification, full history: {per_landed[HISTORY_CUTOFF]:.0f}")
+    if None in attributed.values():
+        print("  (strace not found: the ratios below count every byte the server's JVM read, its own "
+              "jars included; install Debian's strace to count tables and landing files alone)")
+        per_landed = {until: p.bytes_read / p.bytes_landed for until, p in passes.items()}
+    else:
+        per_landed = {until: p.bytes_read / p.bytes_landed for until, p in attributed.items()}
+    print(f"  read amplification, full history: {per_landed[HISTORY_CUTOFF]:.1f}")
     print(f"  day bytes read per landed byte, full ÷ short history: "
           f"{per_landed[HISTORY_CUTOFF] / per_landed[SHORT_HISTORY_UNTIL]:.2f}")
     print(f"  incremental/full wall ratio at SF {scale_factor:g}: {full_history.seconds / full_refresh.seconds:.2f}")
@@ -111,6 +122,81 @@ def _timed_update(root: Path, env: dict[str, str], label: str, *args: str) -> Pa
     return Pass(seconds, total_read, total_landed)
 
 
+def _file_reads_of_a_day(root: Path) -> Pass | None:
+    """Land one more day and build it as its jobs do, in one Spark session, with the server's
+    reads traced (strace) and summed per file: the tables' data and Delta logs and the landing
+    files, apart from what the JVM reads of itself (its jars, system files, shuffle files).
+    Print them per table; return the day's table and landing bytes. None without strace."""
+    if shutil.which("strace") is None:
+        return None
+    declarations = discover()
+    warehouse = Warehouse(catalog="main", landing_root=str(root / "landing"), root=str(root / "warehouse"),
+                          external=frozenset(declarations.external))
+    day = land_next_day(root / "landing")
+    spark = spark_session(SparkTarget(remote=LocalSparkServer.from_env().ensure_running()))
+    jvm = LocalSparkServer.from_env().status().jvm_pid
+    total = landed = 0
+    print(f"  {day} again under strace, its builds in one session: bytes read by file")
+    for table in _day_tables(declarations):
+        with FileReads(jvm, root) as reads:
+            build = build_table(spark, warehouse, table, {}, f"traced {day}", declarations, _days(table, day))
+        ingested = sum(f.size for f in build.ingested or [])
+        total, landed = total + reads.files, landed + ingested
+        ratio = f" ({reads.files / ingested:.1f}x the landed {ingested:,} B)" if ingested else ""
+        print(f"    {warehouse.full_name(table.name):<34} tables and landing files {reads.files:,} B{ratio}: "
+              + ", ".join(f"{kind} {n:,} B" for kind, n in reads.by_kind.items()))
+    spark.stop()
+    print(f"  the day's tables and landing files: {total:,} B read, {total / landed:.1f}x the landed {landed:,} B")
+    return Pass(0.0, total, landed)
+
+
+class FileReads:
+    """The bytes a process's reads returned while the block ran, by what they read (strace)."""
+
+    def __init__(self, pid: int, root: Path):
+        self.pid, self.root, self.by_kind = pid, str(root), {}
+        self.files = 0
+
+    def __enter__(self) -> "FileReads":
+        self._out = tempfile.NamedTemporaryFile(suffix=".strace", delete=False)
+        self._trace = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=read,pread64", "-p", str(self.pid),
+                                        "-o", self._out.name], stderr=subprocess.DEVNULL)
+        time.sleep(2)  # attaching to each of the JVM's threads
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.5)
+        self._trace.terminate()
+        self._trace.wait()
+        kinds: dict[str, int] = {}
+        for line in Path(self._out.name).read_text().splitlines():
+            match = _READ.match(line)
+            if match:
+                kind = _kind(match["path"], self.root)
+                kinds[kind] = kinds.get(kind, 0) + int(match["bytes"])
+        os.unlink(self._out.name)
+        self.by_kind = dict(sorted(kinds.items(), key=lambda item: -item[1]))
+        self.files = sum(n for kind, n in kinds.items() if kind != "the JVM's own")
+
+
+_READ = re.compile(r"^\d+\s+(?:read|pread64)\(\d+<(?P<path>[^>]*)>.*= (?P<bytes>\d+)$")
+
+
+def _kind(path: str, root: str) -> str:
+    if path.startswith(f"{root}/landing/"):
+        return "landing"
+    if path.startswith(f"{root}/warehouse/"):
+        return "Delta logs" if "/_delta_log/" in path else "table data"
+    return "the JVM's own"
+
+
+def _day_tables(declarations: Declarations) -> list[Table]:
+    """The tables an update builds for a new day: the ingestions, then that day of the daily tables."""
+    tables = declarations.tables
+    return [tables[name] for name in build_order(tables)
+            if isinstance(tables[name].write, IngestNewFiles) or tables[name].partitions is not None]
+
+
 def _floor(root: Path, env: dict[str, str]) -> float:
     """Print what a day costs at the least here; return the update's fixed cost plus the day's
     bare commits."""
@@ -121,10 +207,7 @@ def _floor(root: Path, env: dict[str, str]) -> float:
     declarations = discover()
     warehouse = Warehouse(catalog="main", landing_root=str(root / "landing"), root=str(root / "warehouse"),
                           external=frozenset(declarations.external))
-    # The tables an update builds for a new day: the ingestions, then that day of the daily tables.
-    tables = declarations.tables
-    day_tables = [tables[name] for name in build_order(tables)
-                  if isinstance(tables[name].write, IngestNewFiles) or tables[name].partitions is not None]
+    day_tables = _day_tables(declarations)
     spark = spark_session(SparkTarget(remote=LocalSparkServer.from_env().ensure_running()))
     seconds = {}
     for label, build in (("the day's builds as their jobs do them", _build_as_job),

@@ -24,7 +24,8 @@ COLUMNS = {
 }
 # The date of the line item's order, looked up in bronze.orders: the day silver builds it into.
 ORDER_DATE = "l_orderdate"
-DAY_US = 86_400_000_000
+# Orders land with their line items: those landed from a minute before the line items' files.
+LANDED_WITH_US = 60_000_000
 
 
 def transform(lineitem: DataFrame, orders: DataFrame) -> DataFrame:
@@ -42,14 +43,15 @@ def order_dates(keys: DataFrame, orders: DataFrame) -> DataFrame:
     of the line items' landing files).
 
     Orders land with their line items: they are looked for first among the orders landed from a
-    day before the line items (by `_source_modified_us`, which Delta's file statistics turn into a
-    day's read), and only the keys not found there among all orders. When all are found, Spark's
-    adaptive execution drops that second read (its join has nothing to look up).
+    minute before the line items' files (by `_source_modified_us`, which Delta's file statistics
+    turn into a read of those landings alone), and only the keys not found there among all
+    orders. When all are found, Spark's adaptive execution drops that second read (its join has
+    nothing to look up).
     """
     # A literal bound, so that Delta skips the files of older landings by their statistics.
     landed_from = keys.agg(F.min("_source_modified_us")).first()[0]
     wanted = keys.select("o_orderkey").distinct()
-    recent = orders if landed_from is None else orders.where(F.col("_source_modified_us") >= landed_from - DAY_US)
+    recent = orders if landed_from is None else orders.where(F.col("_source_modified_us") >= landed_from - LANDED_WITH_US)
     found = recent.join(wanted, "o_orderkey", "left_semi")
     older = orders.join(wanted.join(found, "o_orderkey", "left_anti"), "o_orderkey", "left_semi")
     return found.unionByName(older).select("o_orderkey", F.col("o_orderdate").alias(ORDER_DATE))
