@@ -26,7 +26,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from jobs.columns import SOURCE_COLUMNS
 from jobs.landing_files import LandingFile
 from jobs.table import RECORD_SUFFIX, Overwrite
-from jobs.upkeep import vacuum_when_due
+from jobs.upkeep import upkeep_when_due
 from jobs.warehouse import Warehouse, WriteTxn
 
 _SCHEMA = StructType([
@@ -58,7 +58,7 @@ def save_record(spark: SparkSession, warehouse: Warehouse, table: str, version: 
     rows = [(f.path, f.size, f.modified_us, version) for f in sorted(files, key=lambda f: f.path)]
     txn = WriteTxn(f"{warehouse.full_name(record_name(table))} record", version=version)
     commit = warehouse.write(spark, record_name(table), spark.createDataFrame(rows, _SCHEMA).coalesce(1), Overwrite(), txn)
-    vacuum_when_due(spark, warehouse, record_name(table), commit.version)
+    upkeep_when_due(spark, warehouse, record_name(table), commit.version, compact=False)
 
 
 def _recorded(spark: SparkSession, warehouse: Warehouse, table: str, version: int) -> set[LandingFile] | None:

@@ -34,7 +34,7 @@ from jobs import pipes_io
 from jobs.registry import Declarations
 from jobs.ingestion_record import ingested_files, save_record
 from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
-from jobs.upkeep import vacuum_when_due
+from jobs.upkeep import upkeep_when_due
 from jobs.table import (
     REJECT_COLUMN, Append, FailOnBadRows, IngestNewFiles, LandingFiles, Overwrite, Quarantine, Table,
 )
@@ -189,7 +189,7 @@ def _build(
         # A table's first version touches every day: no rows to read back.
         touched = _days_touched(spark, warehouse, table, declarations, appended)
     if undone is None:
-        vacuum_when_due(spark, warehouse, table.name, commit.version)
+        upkeep_when_due(spark, warehouse, table.name, commit.version, compact=table.clustered_by_day is not None)
     return TableBuild(
         commit=commit,
         row_count=row_count,

@@ -39,13 +39,11 @@ _HISTORY_SEARCH = 50
 # day's read then opens one or two files. Smaller files cost a full scan more per file (measured
 # at scale factor 1 on a day of orders: 0.60 MB read with files of 100,000 rows, 0.44 MB with 50,000).
 ROWS_PER_SORTED_FILE = 50_000
-# The commits of a table clustered by day compact its small files once 50 have gathered (Delta's
-# auto compaction, an OPTIMIZE of its own), leaving its larger sorted files as they are.
-AUTO_COMPACTION = {
-    "spark.databricks.delta.autoCompact.enabled": "true",
-    "spark.databricks.delta.autoCompact.minNumFiles": "50",
-    "spark.databricks.delta.autoCompact.minFileSize": str(1 << 20),
-    "spark.databricks.delta.autoCompact.maxFileSize": str(8 << 20),
+# Compaction (OPTIMIZE) bin-packs the files under 1 MB (mostly days appended one at a time) into
+# files of up to 8 MB, and leaves larger files, such as a history's sorted files, as they are.
+_COMPACTION = {
+    "spark.databricks.delta.optimize.minFileSize": str(1 << 20),
+    "spark.databricks.delta.optimize.maxFileSize": str(8 << 20),
 }
 # What Delta says when a version is older than the table's deletedFileRetentionDuration.
 _BEYOND_RETENTION = "DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION_DURATION"
@@ -241,10 +239,6 @@ class Warehouse:
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
         settings = {_USER_METADATA: txn.tag}
-        if sort_by_day and self.root is not None:
-            # Not on a catalog (Databricks): serverless compute refuses these settings, and Unity
-            # Catalog's predictive optimization compacts managed tables there.
-            settings.update(AUTO_COMPACTION)
         if change_feed:
             settings[_CHANGE_FEED_DEFAULT] = "true"
         with _session_conf(spark, settings):
@@ -307,6 +301,15 @@ class Warehouse:
         else:
             writer.save(self.location(name))
 
+    def compact(self, spark: SparkSession, name: str) -> None:
+        """Bin-pack the table's small files (OPTIMIZE). Not on a catalog (Databricks): serverless
+        compute refuses the settings, and Unity Catalog's predictive optimization compacts
+        managed tables there."""
+        if self.root is None:
+            return
+        with _session_conf(spark, _COMPACTION):
+            spark.sql(f"OPTIMIZE {self._sql_name(name)}").collect()
+
     def vacuum(self, spark: SparkSession, name: str) -> None:
         """Delete the files no version within the table's retention window needs."""
         spark.sql(f"VACUUM {self._sql_name(name)}").collect()
@@ -333,7 +336,10 @@ class Warehouse:
         """The commit tagged `tag`: usually the latest, else among the last few (other writers
         may have committed since)."""
         for limit in (1, _HISTORY_SEARCH):
-            entry = next((e for e in self._history(spark, name, limit) if e.userMetadata == tag), None)
+            # An OPTIMIZE run after the write in the same session (Delta's auto compaction, where
+            # a table or session enables it) carries the write's tag too.
+            entry = next((e for e in self._history(spark, name, limit)
+                          if e.userMetadata == tag and e.operation != "OPTIMIZE"), None)
             if entry is not None:
                 return _commit(entry)
         raise CommitNotFound(f"the commit of {tag} is not among the last {_HISTORY_SEARCH} commits of "

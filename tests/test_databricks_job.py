@@ -20,7 +20,8 @@ def job_settings(compute_by_table: dict | None = None, environments=(), timeout_
 
 
 def test_the_tables_that_read_a_table_directly_or_not_come_in_build_order():
-    assert dependents(TABLES, "bronze.orders") == ["silver.order_lines", "gold.daily_nation_revenue"]
+    assert dependents(TABLES, "bronze.orders") == ["bronze.lineitem", "silver.order_lines", "gold.daily_nation_revenue"]
+    assert dependents(TABLES, "bronze.customers") == ["silver.order_lines", "gold.daily_nation_revenue"]
     assert dependents(TABLES, "gold.daily_nation_revenue") == []
 
 

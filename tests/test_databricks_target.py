@@ -292,9 +292,10 @@ def test_a_failed_blocking_check_ends_the_dependent_tasks_instead_of_leaving_the
     run.wait(timeout=60)  # the tasks' own wait for a context would be 30 minutes
     ended = {t.task_key: t for t in run.latest_tasks()}
     assert ended["bronze__orders"].result_state == "SUCCESS"  # its job ran; Dagster failed the check
-    assert ended["silver__order_lines"].result_state == "FAILED"
-    assert "blocking check(s) ['unique_o_orderkey'] of main.bronze.orders failed" in ended["silver__order_lines"].state_message
-    assert ended["gold__daily_nation_revenue"].result_state == "UPSTREAM_FAILED"
+    # Line items read orders: their task ends first, and what reads them after it.
+    assert ended["bronze__lineitem"].result_state == "FAILED"
+    assert "blocking check(s) ['unique_o_orderkey'] of main.bronze.orders failed" in ended["bronze__lineitem"].state_message
+    assert ended["silver__order_lines"].result_state == ended["gold__daily_nation_revenue"].result_state == "UPSTREAM_FAILED"
 
 
 def test_terminating_the_dagster_run_cancels_every_task_of_the_databricks_run(

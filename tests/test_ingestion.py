@@ -87,6 +87,14 @@ def ingestion(spark, tmp_path, landing) -> Ingestion:
     return ingestion
 
 
+@pytest.fixture
+def orders_ingestion(spark, tmp_path, landing) -> Ingestion:
+    """bronze.orders alone ingested, for what needs no other table."""
+    ingestion = Ingestion(spark, tmp_path, landing)
+    ingestion.build("bronze.orders", "first")
+    return ingestion
+
+
 def test_a_first_ingestion_touches_every_day(spark, tmp_path, landing):
     first = Ingestion(spark, tmp_path, landing).build("bronze.orders", "first")
 
@@ -161,7 +169,7 @@ def test_a_duplicate_of_a_years_old_key_is_refused_and_the_table_keeps_its_rows(
 
 def test_bronze_files_hold_runs_of_order_dates_so_a_day_is_in_one_or_two_files(spark, tmp_path, landing,
                                                                                monkeypatch):
-    monkeypatch.setattr("jobs.warehouse.ROWS_PER_SORTED_FILE", 100)  # several files from a small history
+    monkeypatch.setattr("jobs.warehouse.ROWS_PER_SORTED_FILE", 150)  # several files from a small history
     ingestion = Ingestion(spark, tmp_path, landing)
     ingestion.build("bronze.orders", "first")
     ingestion.build("bronze.lineitem", "first")
@@ -175,40 +183,40 @@ def test_bronze_files_hold_runs_of_order_dates_so_a_day_is_in_one_or_two_files(s
         assert sum(low <= day <= high for low, high in spans) <= 2, table
 
 
-def test_the_record_of_ingested_files_is_read_without_scanning_the_rows(ingestion, monkeypatch):
-    ingestion.land_copies("orders", "orders.new.parquet", "o_orderkey <= 3", "o_orderkey")
+def test_the_record_of_ingested_files_is_read_without_scanning_the_rows(orders_ingestion, monkeypatch):
+    orders_ingestion.land_copies("orders", "orders.new.parquet", "o_orderkey <= 3", "o_orderkey")
     monkeypatch.setattr(Warehouse, "ingested_files", _no_scan)
 
-    build = ingestion.build("bronze.orders", "second")
+    build = orders_ingestion.build("bronze.orders", "second")
 
     assert [f.path for f in build.ingested] == ["orders/orders.new.parquet"]
-    assert ingestion.recorded("bronze.orders") == _landed_files(ingestion.landing, "orders")
+    assert orders_ingestion.recorded("bronze.orders") == _landed_files(orders_ingestion.landing, "orders")
 
 
-def test_a_record_that_missed_a_commit_catches_up_from_the_tables_history(ingestion, monkeypatch):
+def test_a_record_that_missed_a_commit_catches_up_from_the_tables_history(orders_ingestion, monkeypatch):
     """As after a job killed between its commit and saving the record."""
-    ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
-    ingestion.build("bronze.orders", "second")
-    ingestion.spark.sql(f"RESTORE TABLE delta.`{ingestion.record_location('bronze.orders')}` TO VERSION AS OF 0").collect()
-    ingestion.land_copies("orders", "orders.b.parquet", "o_orderkey BETWEEN 4 AND 7", "o_orderkey")
+    orders_ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
+    orders_ingestion.build("bronze.orders", "second")
+    orders_ingestion.spark.sql(f"RESTORE TABLE delta.`{orders_ingestion.record_location('bronze.orders')}` TO VERSION AS OF 0").collect()
+    orders_ingestion.land_copies("orders", "orders.b.parquet", "o_orderkey BETWEEN 4 AND 7", "o_orderkey")
     monkeypatch.setattr(Warehouse, "ingested_files", _no_scan)
 
-    build = ingestion.build("bronze.orders", "third")
+    build = orders_ingestion.build("bronze.orders", "third")
 
     assert [f.path for f in build.ingested] == ["orders/orders.b.parquet"]
-    assert Counter(row["_source_file"] for row in ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
-    assert ingestion.recorded("bronze.orders") == _landed_files(ingestion.landing, "orders")
+    assert Counter(row["_source_file"] for row in orders_ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
+    assert orders_ingestion.recorded("bronze.orders") == _landed_files(orders_ingestion.landing, "orders")
 
 
-def test_after_a_restore_the_files_since_that_version_are_ingested_again_once(ingestion):
-    ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
-    ingestion.build("bronze.orders", "second")
-    ingestion.spark.sql(f"RESTORE TABLE delta.`{ingestion.warehouse.location('bronze.orders')}` TO VERSION AS OF 0").collect()
+def test_after_a_restore_the_files_since_that_version_are_ingested_again_once(orders_ingestion):
+    orders_ingestion.land_copies("orders", "orders.a.parquet", "o_orderkey <= 3", "o_orderkey")
+    orders_ingestion.build("bronze.orders", "second")
+    orders_ingestion.spark.sql(f"RESTORE TABLE delta.`{orders_ingestion.warehouse.location('bronze.orders')}` TO VERSION AS OF 0").collect()
 
-    build = ingestion.build("bronze.orders", "third")
+    build = orders_ingestion.build("bronze.orders", "third")
 
     assert [f.path for f in build.ingested] == ["orders/orders.a.parquet"]
-    assert Counter(row["_source_file"] for row in ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
+    assert Counter(row["_source_file"] for row in orders_ingestion.rows("bronze.orders"))["orders/orders.a.parquet"] == 3
 
 
 def _no_scan(*args, **kwargs):

@@ -224,7 +224,8 @@ def browser_page(chromium, webserver):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1800, "height": 1200})
+        # Wide enough that the whole graph fits at a zoom where nodes show their names.
+        page = browser.new_page(viewport={"width": 2600, "height": 1500})
         yield page
         browser.close()
 

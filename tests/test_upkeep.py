@@ -1,5 +1,6 @@
-"""Layout upkeep: small files of a table clustered by day are compacted, VACUUM keeps every
-version within the retention window readable, and a version beyond it is refused by name."""
+"""Layout upkeep: every tenth commit compacts the small files of a table clustered by day and
+vacuums, which keeps every version within the retention window readable; a version beyond it
+is refused by name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.table import Append, Overwrite
-from jobs.upkeep import VACUUM_EVERY_COMMITS, vacuum_when_due
+from jobs.upkeep import UPKEEP_EVERY_COMMITS, upkeep_when_due
 from jobs.warehouse import PinnedVersionExpired, Warehouse, WriteTxn
 
 TABLE = "upkeep.orders"
@@ -27,11 +28,11 @@ def write_day(spark, warehouse: Warehouse, day: int, mode=Append(), **options):
 
 def test_vacuum_keeps_every_version_of_the_window_readable_as_it_was(spark, warehouse):
     contents = {}
-    for day in range(VACUUM_EVERY_COMMITS + 1):  # every version a materialization could have pinned
+    for day in range(UPKEEP_EVERY_COMMITS + 1):  # every version a materialization could have pinned
         commit = write_day(spark, warehouse, day, mode=Overwrite() if day % 2 else Append())
         contents[commit.version] = sorted(warehouse.read_table(spark, TABLE, commit.version).collect())
 
-    assert vacuum_when_due(spark, warehouse, TABLE, commit.version)
+    assert upkeep_when_due(spark, warehouse, TABLE, commit.version, compact=False)
 
     operations = [entry.operation for entry in spark.sql(f"DESCRIBE HISTORY delta.`{warehouse.location(TABLE)}`").collect()]
     assert "VACUUM END" in operations
@@ -39,11 +40,11 @@ def test_vacuum_keeps_every_version_of_the_window_readable_as_it_was(spark, ware
         assert sorted(warehouse.read_pinned(spark, TABLE, version).collect()) == rows, version
 
 
-def test_vacuum_runs_only_after_every_tenth_commit(spark, warehouse):
+def test_upkeep_runs_only_after_every_tenth_commit(spark, warehouse):
     write_day(spark, warehouse, 0)
 
-    assert not vacuum_when_due(spark, warehouse, TABLE, VACUUM_EVERY_COMMITS - 1)
-    assert not vacuum_when_due(spark, warehouse, TABLE, 0)
+    assert not upkeep_when_due(spark, warehouse, TABLE, UPKEEP_EVERY_COMMITS - 1, compact=True)
+    assert not upkeep_when_due(spark, warehouse, TABLE, 0, compact=True)
 
 
 def test_a_pinned_version_beyond_the_retention_window_is_refused_naming_it(spark, warehouse):
@@ -59,13 +60,14 @@ def test_a_pinned_version_beyond_the_retention_window_is_refused_naming_it(spark
         warehouse.read_pinned(spark, TABLE, 0)
 
 
-def test_small_files_of_a_table_clustered_by_day_are_compacted(spark, warehouse, monkeypatch):
-    monkeypatch.setitem(__import__("jobs.warehouse").warehouse.AUTO_COMPACTION,
-                        "spark.databricks.delta.autoCompact.minNumFiles", "5")
-    for day in range(6):
-        write_day(spark, warehouse, day, sort_by_day="o_orderdate")
+def test_the_tenth_commit_compacts_the_small_files_and_keeps_the_rows(spark, warehouse):
+    for day in range(UPKEEP_EVERY_COMMITS + 1):
+        commit = write_day(spark, warehouse, day, sort_by_day="o_orderdate")
+    before = sorted(warehouse.read_table(spark, TABLE, commit.version).collect())
+
+    assert upkeep_when_due(spark, warehouse, TABLE, commit.version, compact=True)
 
     table = DeltaTable(warehouse.location(TABLE))
     assert "OPTIMIZE" in [entry["operation"] for entry in table.history()]
-    assert len(table.file_uris()) < 6
-    assert table.to_pyarrow_table().num_rows == 18
+    assert len(table.file_uris()) < UPKEEP_EVERY_COMMITS
+    assert sorted(warehouse.read_table(spark, TABLE, table.version()).collect()) == before

@@ -126,7 +126,7 @@ def test_a_new_file_repeating_an_ingested_key_is_undone(platform):
     assert after.version() == version_before + 2 and after.to_pyarrow_table().num_rows == rows_before
     unique = platform.check("unique_o_orderkey")
     assert not unique.passed and unique.metadata["failing_count"].value == 1
-    assert unique.metadata["checked"].value == "the rows appended and the earlier rows sharing their key"
+    assert unique.metadata["checked"].value == "the rows appended and the earlier rows sharing their key on their o_orderdate"
 
 
 def test_a_failing_non_blocking_check_is_reported_and_the_table_lands(platform):
