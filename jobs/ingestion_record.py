@@ -23,11 +23,10 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from jobs.columns import SOURCE_COLUMNS
 from jobs.landing_files import LandingFile
 from jobs.table import RECORD_SUFFIX, Overwrite
 from jobs.upkeep import upkeep_when_due
-from jobs.warehouse import Warehouse, WriteTxn
+from jobs.warehouse import Warehouse, WriteTxn, landing_files_of
 
 _SCHEMA = StructType([
     StructField("path", StringType(), False), StructField("size", LongType(), False),
@@ -80,9 +79,8 @@ def _recorded(spark: SparkSession, warehouse: Warehouse, table: str, version: in
             continue
         if commit.operation != "WRITE" or commit.mode != "Append":
             return None
-        added = warehouse.change_feed(spark, table, commit.version).select(*SOURCE_COLUMNS).distinct()
         try:
-            files |= {LandingFile(*row) for row in added.collect()}
+            files |= landing_files_of(warehouse.change_feed(spark, table, commit.version))
         except AnalysisException:
             return None  # a table without Delta's change data feed
     return files

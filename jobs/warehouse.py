@@ -198,8 +198,7 @@ class Warehouse:
         """The landing files whose rows the table holds at `version` (none without a table)."""
         if version is None:
             return set()
-        rows = self.read_table(spark, name, version).select(*SOURCE_COLUMNS).distinct().collect()
-        return {LandingFile(*row) for row in rows}
+        return landing_files_of(self.read_table(spark, name, version))
 
     def change_feed(self, spark: SparkSession, name: str, version: int) -> DataFrame:
         """The rows that commit `version` inserted or changed to (Delta's change data feed)."""
@@ -353,6 +352,11 @@ class Warehouse:
             if error.getCondition() in _NO_TABLE:
                 return []
             raise
+
+
+def landing_files_of(rows: DataFrame) -> set[LandingFile]:
+    """The landing files that ingested `rows` came from (their SOURCE_COLUMNS)."""
+    return {LandingFile(*row) for row in rows.select(*SOURCE_COLUMNS).distinct().collect()}
 
 
 @contextmanager
