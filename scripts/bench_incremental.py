@@ -158,9 +158,11 @@ class FileReads:
         self.files = 0
 
     def __enter__(self) -> "FileReads":
-        self._out = tempfile.NamedTemporaryFile(suffix=".strace", delete=False)
-        self._trace = subprocess.Popen(["strace", "-f", "-y", "-e", "trace=read,pread64", "-p", str(self.pid),
-                                        "-o", self._out.name], stderr=subprocess.DEVNULL)
+        self._out = Path(tempfile.mkdtemp(suffix=".strace"))
+        # One file per thread (-ff): a read interrupted by another thread's would otherwise be
+        # split over two lines, and its "resumed" line names neither the file nor, alone, the read.
+        self._trace = subprocess.Popen(["strace", "-ff", "-y", "-e", "trace=read,pread64", "-p", str(self.pid),
+                                        "-o", str(self._out / "thread")], stderr=subprocess.DEVNULL)
         time.sleep(2)  # attaching to each of the JVM's threads
         return self
 
@@ -169,17 +171,18 @@ class FileReads:
         self._trace.terminate()
         self._trace.wait()
         kinds: dict[str, int] = {}
-        for line in Path(self._out.name).read_text().splitlines():
-            match = _READ.match(line)
-            if match:
-                kind = _kind(match["path"], self.root)
-                kinds[kind] = kinds.get(kind, 0) + int(match["bytes"])
-        os.unlink(self._out.name)
+        for thread in self._out.iterdir():
+            for line in thread.read_text(errors="replace").splitlines():
+                match = _READ.match(line)
+                if match:
+                    kind = _kind(match["path"], self.root)
+                    kinds[kind] = kinds.get(kind, 0) + int(match["bytes"])
+        shutil.rmtree(self._out)
         self.by_kind = dict(sorted(kinds.items(), key=lambda item: -item[1]))
         self.files = sum(n for kind, n in kinds.items() if kind != "the JVM's own")
 
 
-_READ = re.compile(r"^\d+\s+(?:read|pread64)\(\d+<(?P<path>[^>]*)>.*= (?P<bytes>\d+)$")
+_READ = re.compile(r"^(?:read|pread64)\(\d+<(?P<path>[^>]*)>.*= (?P<bytes>\d+)$")
 
 
 def _kind(path: str, root: str) -> str:
