@@ -39,6 +39,14 @@ _HISTORY_SEARCH = 50
 # day's read then opens one or two files. Smaller files cost a full scan more per file (measured
 # at scale factor 1 on a day of orders: 0.60 MB read with files of 100,000 rows, 0.44 MB with 50,000).
 ROWS_PER_SORTED_FILE = 50_000
+# Tables created while this is set keep file statistics (min, max, nulls) on those columns only.
+_STATS_COLUMNS_DEFAULT = "spark.databricks.delta.properties.defaults.dataSkippingStatsColumns"
+# A table clustered by day keeps statistics on its day and its rows' landing time, what the
+# platform's reads skip files by (a day; the orders landed with line items). Statistics on every
+# column would make each file's entry in the Delta log, which every read of a version loads, four
+# times longer: measured at scale factor 3, a day's read of line items' log went from 174 KB over
+# 18 months to 657 KB over 6.5 years.
+_SKIPPING_COLUMNS = ("_source_modified_us",)
 # Compaction (OPTIMIZE) bin-packs the files under 1 MB (mostly days appended one at a time) into
 # files of up to 8 MB, and leaves larger files, such as a history's sorted files, as they are.
 _COMPACTION = {
@@ -233,13 +241,16 @@ class Warehouse:
         error, never a mixed table. With `days` (the date column and its range), an Overwrite
         replaces only those days. With `change_feed`, a table this write creates records Delta's
         change data feed (change_feed()). With `sort_by_day` (a date column), the rows are written
-        sorted by it, in files of at most ROWS_PER_SORTED_FILE rows.
+        sorted by it, in files of at most ROWS_PER_SORTED_FILE rows, and a table this write creates
+        keeps file statistics on that column and _SKIPPING_COLUMNS only.
         """
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
         settings = {_USER_METADATA: txn.tag}
         if change_feed:
             settings[_CHANGE_FEED_DEFAULT] = "true"
+        if sort_by_day is not None:
+            settings[_STATS_COLUMNS_DEFAULT] = ",".join([sort_by_day, *(c for c in _SKIPPING_COLUMNS if c in df.columns)])
         with _session_conf(spark, settings):
             if isinstance(mode, Merge) and self.current_version(spark, name) is not None:
                 self._merge(spark, name, df, mode, txn, merge_schema)
