@@ -362,13 +362,21 @@ def spark_session(target: SparkTarget) -> SparkSession:
     return SparkSession.builder.config(map=target.conf).getOrCreate()
 
 
+def stop_on_termination() -> None:
+    """Make SIGINT (Dagster terminating a run) and SIGTERM (Databricks and the emulator
+    cancelling a task) raise KeyboardInterrupt, on which the Spark Connect client interrupts its
+    operations on the server: a write stopped mid-flight does not commit afterwards."""
+    # Python installs its SIGINT handler only when SIGINT was not ignored at its start, and a
+    # process tree started in the background of a script (`cmd &`, nohup, many CI runners)
+    # ignores it: the job would carry on and its write commit after the run was terminated.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
+
+
 def run_table(declarations: Declarations, started: float) -> None:
     """Build the table that the orchestrator's Pipes session asks for, and report it; `started`
     is when the job's process started (time.monotonic())."""
-    # A cancelled job (Dagster terminates it with SIGINT, Databricks and the emulator with
-    # SIGTERM) raises KeyboardInterrupt, on which the Spark Connect client interrupts its
-    # operations on the server: a write stopped here does not commit afterwards.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stop_on_termination()
     with pipes_io.open_pipes() as pipes:
         job = JobParameters.from_extras(pipes.extras)
         table = declarations.tables[job.table]

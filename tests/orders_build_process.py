@@ -17,12 +17,13 @@ from pathlib import Path
 
 from jobs.contract import RETRYABLE_EXIT_CODE, SparkTarget
 from jobs.registry import discover
-from jobs.runtime import WriteConflict, build_table, spark_session
+from jobs.runtime import WriteConflict, build_table, spark_session, stop_on_termination
 from jobs.spark import DataFrame, F
 from jobs.warehouse import Warehouse
 
 
 def main(spark_url: str, warehouse_dir: str, landing_dir: str, signals: str, write_id: str, pause: str) -> int:
+    stop_on_termination()  # as the job does
     declarations = discover()
     declared = declarations.tables["bronze.orders"]
     tag, seconds = f"attempt-{write_id}", float(pause)

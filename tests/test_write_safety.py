@@ -190,6 +190,9 @@ def start_build(spark_url: str, warehouse: Warehouse, signals: Path, write_id: s
         [sys.executable, "-m", "tests.orders_build_process", spark_url, warehouse.root, warehouse.landing_root,
          str(signals), str(write_id), str(pause)],
         cwd=PROJECT_DIR, stderr=subprocess.PIPE, text=True,
+        # As under a script that started the platform in the background (`make dev &`, many CI
+        # runners): the job must still stop on SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
 
 
