@@ -13,8 +13,9 @@ table's own history for any commit after that version:
 - anything else (RESTORE, a full refresh, an undone write, DELETE, MERGE), or no record, or a
   history too short to reach it: the full scan of the rows, once.
 
-The record is a cache of the rows, never ahead of them: a job saves it after its commit and
-its checks, and the next job catches up if it did not.
+The record is a cache of the rows, never ahead of them: a job saves it after its commit (while
+the commit's checks run), and the next job catches up if it did not. A write that a blocking
+check undoes is caught up too: the undo is not an append.
 """
 
 from __future__ import annotations

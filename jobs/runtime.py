@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import delta.connect.exceptions  # noqa: F401 - gives Spark Connect errors Delta's exception types
@@ -32,7 +33,7 @@ from jobs.contract import (
 )
 from jobs import pipes_io
 from jobs.registry import Declarations
-from jobs.ingestion_record import ingested_files, save_record
+from jobs.ingestion_record import ingested_files, record_name, save_record
 from jobs.landing_files import LandingFile, list_landing, new_files, read_with_source
 from jobs.upkeep import upkeep_when_due
 from jobs.table import (
@@ -164,30 +165,37 @@ def _build(
     appended = None
     if new_landing is not None and not full_refresh and commit.read_version is not None:
         appended = warehouse.change_feed(spark, table.name, commit.version)
-    checking = time.monotonic()
-    if appended is None:
-        row_count, outcomes = evaluate_checks(written, table.checks)
-    else:
-        row_count, outcomes = evaluate_checks(appended, table.checks, written)
-    check_seconds = time.monotonic() - checking
+    ingested_now = None if new_landing is None else ingested | {f for files in new_landing.values() for f in files}
+    # The record and the touched days do not wait for the checks: they run beside them, as a
+    # build's Spark actions are mostly waits on small jobs. A record saved for a write that a
+    # failed check then undoes is harmless: the next ingestion catches up through the undo,
+    # which is not an append, by scanning the rows.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        touching = None
+        if ingested_now is not None:
+            touching = beside.submit(_record_and_touched, spark, warehouse, table, declarations, commit.version,
+                                     ingested_now, appended, full_refresh)
+        checking = time.monotonic()
+        if appended is None:
+            row_count, outcomes = evaluate_checks(written, table.checks)
+        else:
+            row_count, outcomes = evaluate_checks(appended, table.checks, written)
+        check_seconds = time.monotonic() - checking
+        touched = touching.result() if touching is not None else None
     undone = None
     failed = [o for o in outcomes if o.blocking and not o.passed]
     if failed:
         if commit.read_version is None:
             warehouse.drop(spark, table.name)
+            if ingested_now is not None:
+                warehouse.drop(spark, record_name(table.name))
             raise BuildFailed(f"{name}: blocking check(s) failed on its first version, which was removed: "
                               + "; ".join(o.summary() for o in failed))
         undone = commit.version
         commit = warehouse.undo(spark, table.name, commit.read_version, days, tag=f"{txn.tag} undo")
         written = _written(spark, warehouse, table.name, commit.version, days)
         row_count = written.count()
-    touched = None
-    if new_landing is not None and undone is None:
-        save_record(spark, warehouse, table.name, commit.version,
-                    ingested | {f for files in new_landing.values() for f in files})
-    if new_landing is not None and undone is None and not full_refresh:
-        # A table's first version touches every day: no rows to read back.
-        touched = _days_touched(spark, warehouse, table, declarations, appended)
+        touched = None
     if undone is None:
         upkeep_when_due(spark, warehouse, table.name, commit.version, compact=table.clustered_by_day is not None)
     return TableBuild(
@@ -203,6 +211,15 @@ def _build(
         touched_days=touched,
         ingested=None if new_landing is None else [f for files in new_landing.values() for f in files],
     )
+
+
+def _record_and_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,
+                        version: int, files: set[LandingFile], appended: DataFrame | None,
+                        full_refresh: bool) -> dict[str, list[DayRange] | None] | None:
+    """Save the record that `table` holds `files` at `version`; return the days that the rows
+    `appended` touch (every day without them, as for a first version; None after a full refresh)."""
+    save_record(spark, warehouse, table.name, version, files)
+    return None if full_refresh else _days_touched(spark, warehouse, table, declarations, appended)
 
 
 def _new_landing_files(warehouse: Warehouse, table: Table, ingested: set[LandingFile]) -> dict[str, list[LandingFile]]:
