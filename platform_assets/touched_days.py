@@ -13,12 +13,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.asset_graph_view.serializable_entity_subset import SerializableEntitySubset
-from dagster._core.definitions.declarative_automation.automation_context import AutomationContext
-from dagster._core.definitions.partitions.subset.time_window import TimeWindowPartitionsSubset
 
 from jobs.contract import TOUCHED_DAYS_KEY, DayRange, day_ranges, touched_days_from_json
 
@@ -40,10 +36,16 @@ def union(touched: Iterable[list[DayRange] | None]) -> list[DayRange] | None:
     for ranges in touched:
         if ranges is EVERY_DAY:
             return EVERY_DAY
-        for r in ranges:
-            first, end = dt.date.fromisoformat(r.start), dt.date.fromisoformat(r.end)
-            days |= {first + dt.timedelta(days=n) for n in range((end - first).days)}
+        days |= _dates(ranges)
     return day_ranges(days)
+
+
+def _dates(ranges: list[DayRange]) -> set[dt.date]:
+    dates = set()
+    for r in ranges:
+        first, end = dt.date.fromisoformat(r.start), dt.date.fromisoformat(r.end)
+        dates |= {first + dt.timedelta(days=n) for n in range((end - first).days)}
+    return dates
 
 
 def metadata_values(record) -> dict[str, Any]:
@@ -77,7 +79,7 @@ class TouchedDays(dg.AutomationCondition):
     def get_label(self) -> str:
         return "touched_days"
 
-    def evaluate(self, context: AutomationContext) -> dg.AutomationResult:
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         after, upto = context.previous_max_storage_id, context.max_storage_id
         if context.candidate_subset.is_empty or after is None or upto is None:
             return dg.AutomationResult(context, true_subset=context.get_empty_subset())
@@ -90,8 +92,9 @@ class TouchedDays(dg.AutomationCondition):
         )
         if touched is EVERY_DAY:
             return dg.AutomationResult(context, true_subset=context.candidate_subset)
-        return dg.AutomationResult(context, true_subset=context.candidate_subset.compute_intersection(
-            _subset(context, touched)))
+        days = {day.strftime(context.partitions_def.fmt) for day in _dates(touched)}
+        touched_subset = context.candidate_subset.compute_intersection_with_partition_keys(days)
+        return dg.AutomationResult(context, true_subset=touched_subset)
 
 
 def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: int, upto: int) -> list:
@@ -109,17 +112,3 @@ def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey, after: int
 def _targets(instance: dg.DagsterInstance, run_id: str) -> set[dg.AssetKey]:
     run = instance.get_run_by_id(run_id)
     return set(run.asset_selection or ()) if run else set()
-
-
-def _subset(context: AutomationContext, ranges: list[DayRange]):
-    partitions = context.partitions_def
-    windows = [dg.TimeWindow(_midnight(r.start, partitions), _midnight(r.end, partitions)) for r in ranges]
-    if not windows:
-        return context.get_empty_subset()
-    days = TimeWindowPartitionsSubset(partitions, num_partitions=None, included_time_windows=windows)
-    return context.asset_graph_view.get_subset_from_serializable_subset(
-        SerializableEntitySubset(key=context.key, value=days))
-
-
-def _midnight(day: str, partitions) -> dt.datetime:
-    return dt.datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(partitions.timezone))

@@ -32,6 +32,22 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import serialize_value
 
+# The only module of the platform on Dagster's private API (no public base class keeps Dagster's
+# own event log schema). What it uses, and why; tests/test_event_log.py compares the result with
+# the stock storage's, so an upgrade that changes the stock behaviour fails there:
+# - SqliteEventLogStorage: the stock SQLite event log, extended;
+# - SqlEventLogStorageTable, AssetCheckExecutionsTable, db_result: the stock tables, written
+#   as the stock `store_event` writes them;
+# - _event_to_row: the row `store_event` inserts for an event;
+# - _store_asset_event_tags, _store_asset_event: what `store_event` adds for an asset event
+#   in the index shard (its tags, its asset key's row);
+# - _store_asset_check_evaluation_planned (overridden), _event_insert_timestamp: the rows of a
+#   planned check, as the stock method writes them;
+# - EventLogEntry, ASSET_EVENTS, ASSET_CHECK_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS: how
+#   `store_event` tells the kinds of event apart;
+# - AssetCheckExecutionRecordStatus, serialize_value, DagsterInvariantViolationError: the
+#   values and the error the stock code stores and raises.
+
 # Dagster stores a buffer of batched events when it holds this many, or at the end of the batch
 # (a run's planned events; a ranged step's materializations). A full-history run plans ~12,000
 # events: two batches. The cap bounds how long one transaction holds the write lock of the

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from pydantic import model_validator
-from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_databricks import PipesDatabricksClient, PipesDbfsMessageReader
 
 # The serverless client is not exported from the package root in 0.29.27.
@@ -77,31 +76,6 @@ class DatabricksCompute(dg.Config):
         else:
             cluster["num_workers"] = self.num_workers
         return {"new_cluster": cluster}
-
-
-class _CancelOnTermination:
-    """dagster-databricks 0.29.27 cancels the Databricks run when the Dagster run is
-    terminated, then returns normally, so the step would report success. Cancel here and fail
-    the step instead."""
-
-    def _poll_til_success(self, context, run_id: int) -> None:
-        try:
-            super()._poll_til_success(context, run_id)
-        except DagsterExecutionInterruptedError:
-            context.log.info(f"Dagster run terminated: cancelling Databricks run {run_id}")
-            self.client.jobs.cancel_run(run_id)
-            self._poll_til_terminating(run_id)
-            raise dg.Failure(
-                f"Databricks run {run_id} was cancelled because the Dagster run was terminated"
-            ) from None
-
-
-class _ClusterClient(_CancelOnTermination, PipesDatabricksClient):
-    pass
-
-
-class _ServerlessClient(_CancelOnTermination, PipesDatabricksServerlessClient):
-    pass
 
 
 # Databricks' limits on the job the platform manages (Jobs API 2.2: a job holds at most 1,000
@@ -274,10 +248,19 @@ class DatabricksRunner(TableRunner):
         # The job takes the session of the compute it runs on.
         job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                  spark=SparkTarget(), ran_on="Databricks")
-        return self._client(workspace, compute_spec).run(
+        invocation = self._client(workspace, compute_spec).run(
             context=context, extras=job.to_extras(), task=jobs.SubmitTask.from_dict(task),
             submit_args=submit_args,
-        ).get_materialize_result()
+        )
+        # When the Dagster run is terminated, dagster-databricks cancels the Databricks run and
+        # returns normally: the step must fail, not report what the job wrote before the cancel.
+        run_id = int(invocation.metadata["Databricks Job Run ID"].value)
+        state = workspace.jobs.get_run(run_id).state
+        if state.result_state != jobs.RunResultState.SUCCESS:
+            outcome = state.result_state or state.life_cycle_state
+            raise dg.Failure(f"Databricks run {run_id} ended {outcome.value}, cancelled because the Dagster run "
+                             "was terminated")
+        return invocation.get_materialize_result()
 
     def _client(self, workspace: WorkspaceClient, compute_spec: DatabricksCompute):
         if compute_spec.serverless:
@@ -285,13 +268,13 @@ class DatabricksRunner(TableRunner):
                 client=workspace, volume_path=self.pipes_volume,
                 interval=self.poll_interval_seconds, include_stdio_in_messages=True,
             )
-            return _ServerlessClient(
+            return PipesDatabricksServerlessClient(
                 client=workspace, volume_path=self.pipes_volume, message_reader=reader,
                 poll_interval_seconds=self.poll_interval_seconds,
             )
         reader = PipesDbfsMessageReader(
             client=workspace, interval=self.poll_interval_seconds, include_stdio_in_messages=True
         )
-        return _ClusterClient(
+        return PipesDatabricksClient(
             client=workspace, message_reader=reader, poll_interval_seconds=self.poll_interval_seconds
         )

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_databricks import PipesDbfsMessageReader
 from dagster_databricks.pipes import PipesUnityCatalogVolumesMessageReader
 from dagster_pipes import PipesBlobStoreMessageWriter
@@ -137,7 +136,7 @@ def follow_task(context: dg.AssetExecutionContext, workspace: WorkspaceClient, s
         with dg.open_pipes_session(context=context, context_injector=channel,
                                    message_reader=channel.reader(), extras=extras) as session:
             ended = _wait_until_done(workspace, shared.run_id, task.run_id, poll_seconds)
-    except DagsterExecutionInterruptedError:
+    except dg.DagsterExecutionInterruptedError:
         context.log.info(f"Dagster run terminated: cancelling Databricks run {shared.run_id}")
         workspace.jobs.cancel_run(shared.run_id)
         raise dg.Failure(f"Databricks run {shared.run_id} was cancelled because the Dagster run "

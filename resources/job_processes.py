@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 import psutil
-from dagster._core.errors import DagsterPipesExecutionError  # what PipesSubprocessClient raises
 
 from jobs.contract import WAIT_FOR_JOB_FLAG
 from resources.paths import PROJECT_DIR
@@ -79,7 +78,7 @@ class JobProcesses:
             try:
                 self._wait(process, server)
                 if process.returncode != 0:
-                    raise DagsterPipesExecutionError(
+                    raise dg.Failure(
                         f"External execution process failed with code {process.returncode}")
             except dg.DagsterExecutionInterruptedError:
                 context.log.info("[pipes] execution interrupted, sending SIGINT to subprocess.")
@@ -100,7 +99,7 @@ class JobProcesses:
                 if server.stopped():
                     process.kill()
                     process.wait()
-                    raise DagsterPipesExecutionError(
+                    raise dg.Failure(
                         f"the Spark server at {server.url} (pid {server.pid}) stopped while the job ran; "
                         f"its log is {server.log}. The next job starts it again.") from None
 

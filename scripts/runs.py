@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+# Private: a run executed in process that the code location can re-execute needs the job as
+# Dagster rebuilds it from the repository (dg.reconstructable takes a module-level job only).
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
 from jobs.contract import BuildReport, DayRange

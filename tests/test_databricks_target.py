@@ -304,16 +304,7 @@ def test_terminating_the_dagster_run_cancels_every_task_of_the_databricks_run(
     workspace.faults.next_run_hangs()
     before = set(workspace.runs)
 
-    def interrupt_once_running():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            started = new_runs(workspace, before)
-            if started and started[0].life_cycle_state == "RUNNING":
-                os.kill(os.getpid(), signal.SIGINT)  # what a Dagster termination does to a step
-                return
-            time.sleep(0.1)
-
-    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    interrupt_once_running(workspace, before)
     result = materialize(instance, emulated_runner(warehouse, landing))
 
     assert not result.success
@@ -322,6 +313,38 @@ def test_terminating_the_dagster_run_cancels_every_task_of_the_databricks_run(
     assert run.result_state == "CANCELED"
     assert len(run.tasks) == 5 and {t.result_state for t in run.tasks} == {"CANCELED"}
     assert f"Databricks run {run.run_id} was cancelled" in _errors(instance, result.run_id)
+
+
+def test_terminating_the_dagster_run_cancels_the_tables_own_run_with_run_per_table(
+    graph_run, workspace, instance, warehouse, landing
+):
+    workspace.faults.next_run_hangs()
+    before = set(workspace.runs)
+
+    interrupt_once_running(workspace, before)
+    result = materialize(instance, emulated_runner(warehouse, landing, run_per_table=True), selection=[ORDERS])
+
+    assert not result.success
+    (run,) = new_runs(workspace, before)
+    run.wait(timeout=30)
+    assert run.result_state == "CANCELED"
+    assert f"Databricks run {run.run_id} ended CANCELED, cancelled because the Dagster run was terminated" in _errors(
+        instance, result.run_id)
+
+
+def interrupt_once_running(workspace, before: set) -> None:
+    """Interrupt this process, as a Dagster termination interrupts a step, once the first new
+    Databricks run is running."""
+    def interrupt():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            started = new_runs(workspace, before)
+            if started and started[0].life_cycle_state == "RUNNING":
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt, daemon=True).start()
 
 
 def test_an_existing_cluster_runs_every_task_and_starts_none(

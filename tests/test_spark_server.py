@@ -215,7 +215,7 @@ print(supervisor_loads, server_loads)
 
 
 def test_a_job_fails_at_once_when_its_server_stops_under_it():
-    from dagster._core.errors import DagsterPipesExecutionError
+    import dagster as dg
 
     from resources.job_processes import JobProcesses, SparkServerIdentity
 
@@ -228,7 +228,7 @@ def test_a_job_fails_at_once_when_its_server_stops_under_it():
     server.wait()
 
     started = time.monotonic()
-    with pytest.raises(DagsterPipesExecutionError, match=r"sc://127.0.0.1:1 .* stopped while the job ran; its log is /tmp/server.log"):
+    with pytest.raises(dg.Failure, match=r"sc://127.0.0.1:1 .* stopped while the job ran; its log is /tmp/server.log"):
         JobProcesses._wait(job, identity)
 
     assert time.monotonic() - started < 30

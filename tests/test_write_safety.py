@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
-from dagster._core.errors import DagsterPipesExecutionError  # what PipesSubprocessClient raises
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -279,7 +278,7 @@ class ConflictOnceRunner(LocalSparkRunner):
 
     def run(self, context, request):
         if context.retry_number == 0:
-            raise DagsterPipesExecutionError("External execution process failed with code 75")
+            raise dg.Failure("External execution process failed with code 75")
         return super().run(context, request)
 
 
