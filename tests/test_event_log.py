@@ -1,18 +1,23 @@
-"""The instance's event log (platform_instance/event_log.py, named in dagster.yaml).
+"""The instance's event log (platform_instance/event_log.py, named in dagster.yaml and in
+instances/postgres.yaml), on SQLite and on PostgreSQL.
 
 A run that builds a daily table over a range of days stores one planned event and one
 materialization per day, in batches. The instance must still report every day the way the UI
 shows it: materialized, failed when its run failed, materialized again once rebuilt.
 
 Every run here is the real CLI (`dagster asset materialize`) on a temporary DAGSTER_HOME holding
-the project's dagster.yaml, with the toy code location in tests/event_log_defs.py, and nothing
-exported but DAGSTER_HOME: whoever runs dagster gets batching without setting anything.
+the project's instance file, with the toy code location in tests/event_log_defs.py, and nothing
+exported but DAGSTER_HOME (and for PostgreSQL, the PLATFORM_PG_* settings of an empty database):
+whoever runs dagster gets batching without setting anything.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -24,8 +29,10 @@ from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
+from dagster_postgres import PostgresEventLogStorage
+from dagster_postgres.utils import pg_url_from_config
 
-from platform_instance.event_log import EVENT_BATCH_SIZE, BatchedSqliteEventLogStorage
+from platform_instance.event_log import EVENT_BATCH_SIZE, BatchedPostgresEventLogStorage, BatchedSqliteEventLogStorage
 from tests.event_log_defs import DAYS
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -35,22 +42,45 @@ NATION, DAILY = dg.AssetKey("nation"), dg.AssetKey("daily_revenue")
 ALL_DAYS = DAYS.get_partition_keys()
 
 
-def new_home(root: Path) -> Path:
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
-    return home
+STORAGES = ["sqlite", "postgres"]
+INSTANCE_FILES = {"sqlite": PROJECT_DIR / "dagster.yaml", "postgres": PROJECT_DIR / "instances" / "postgres.yaml"}
 
 
-def environment_of_a_user(home: Path, **env: str) -> dict[str, str]:
+@dataclass
+class Home:
+    """A Dagster home on an empty storage, and the settings its processes need (PostgreSQL's)."""
+
+    path: Path
+    env: dict[str, str]
+
+    @contextmanager
+    def instance(self) -> Iterator[dg.DagsterInstance]:
+        # Set while it is open: the instance file reads them, and so does every process that
+        # opens the instance from it (the UI query's code server).
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in self.env.items():
+                patch.setenv(name, value)
+            with dg.DagsterInstance.from_config(str(self.path)) as instance:
+                yield instance
+
+
+def new_home(root: Path, storage: str, request: pytest.FixtureRequest) -> Home:
+    """A Dagster home under `root` on an empty `storage` (a new database, for PostgreSQL)."""
+    path = root / "dagster_home"
+    path.mkdir()
+    shutil.copy(INSTANCE_FILES[storage], path / "dagster.yaml")
+    return Home(path, request.getfixturevalue("postgres_database")("events") if storage == "postgres" else {})
+
+
+def environment_of_a_user(home: Home, **env: str) -> dict[str, str]:
     """DAGSTER_HOME, and no DAGSTER_EVENT_BATCH_SIZE: this process has it, from importing
-    platform_instance, but the processes dagster starts must get it from dagster.yaml alone."""
-    environment = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT_DIR), **env}
+    platform_instance, but the processes dagster starts must get it from the instance file alone."""
+    environment = {**os.environ, **home.env, "DAGSTER_HOME": str(home.path), "PYTHONPATH": str(PROJECT_DIR), **env}
     environment.pop("DAGSTER_EVENT_BATCH_SIZE", None)
     return environment
 
 
-def materialize(home: Path, first_day: str, last_day: str, **env: str) -> subprocess.CompletedProcess:
+def materialize(home: Home, first_day: str, last_day: str, **env: str) -> subprocess.CompletedProcess:
     """Build every toy asset for the days first_day..last_day, in one run."""
     return subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", TOY, "--select", "*",
@@ -75,26 +105,30 @@ def statuses(instance: dg.DagsterInstance) -> dict[str, AssetPartitionStatus | N
     return instance.get_status_by_partition(DAILY, ALL_DAYS, DAYS)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
+@pytest.fixture(scope="module", params=STORAGES)
+def built(request, tmp_path_factory):
     """An instance where one run built every toy asset over all 200 days."""
-    home = new_home(tmp_path_factory.mktemp("built"))
+    home = new_home(tmp_path_factory.mktemp("built"), request.param, request)
     result = materialize(home, ALL_DAYS[0], ALL_DAYS[-1])
     assert result.returncode == 0, result.stderr[-5000:]
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with home.instance() as instance:
         yield instance
 
 
-def test_the_instance_stores_events_with_the_batched_event_log_under_its_home(built):
-    assert type(built.event_log_storage) is BatchedSqliteEventLogStorage
-    assert Path(built.root_directory, "history", "runs", "index.db").exists()
+def test_the_instance_stores_events_with_the_batched_event_log(built):
+    if isinstance(built.event_log_storage, PostgresEventLogStorage):
+        assert type(built.event_log_storage) is BatchedPostgresEventLogStorage
+    else:
+        assert type(built.event_log_storage) is BatchedSqliteEventLogStorage
+        assert Path(built.root_directory, "history", "runs", "index.db").exists()
 
 
-def test_opening_the_instance_turns_event_batching_on(tmp_path):
+@pytest.mark.parametrize("storage", STORAGES)
+def test_opening_the_instance_turns_event_batching_on(tmp_path, request, storage):
     opened = subprocess.run(
         [sys.executable, "-c", "import os, dagster as dg; dg.DagsterInstance.get(); "
                                "print(os.environ['DAGSTER_EVENT_BATCH_SIZE'])"],
-        env=environment_of_a_user(new_home(tmp_path)), capture_output=True, text=True, check=True,
+        env=environment_of_a_user(new_home(tmp_path, storage, request)), capture_output=True, text=True, check=True,
     )
     assert opened.stdout.strip() == str(EVENT_BATCH_SIZE)
 
@@ -128,15 +162,20 @@ def test_the_check_planned_in_the_same_batch_as_the_days_is_recorded(built):
     assert execution.status.value == "SUCCEEDED"
 
 
-def test_a_batch_leaves_the_storage_as_storing_its_events_one_by_one_does(built, tmp_path):
+def test_a_batch_leaves_the_storage_as_storing_its_events_one_by_one_does(built, tmp_path, request):
     """The whole run (planned events, check events, materializations, run events) stored by the
-    stock SQLite event log one event at a time, and by ours in one batch: same rows."""
+    stock event log one event at a time, and by ours in one batch: same rows."""
     run = built.get_runs(limit=1)[0]
     events = [record.event_log_entry for record in built.get_records_for_run(run.run_id).records]
-    one_by_one = SqliteEventLogStorage(str(tmp_path / "one_by_one"))
+    if isinstance(built.event_log_storage, PostgresEventLogStorage):
+        new_database = request.getfixturevalue("postgres_database")
+        one_by_one = PostgresEventLogStorage(postgres_url(new_database("one_by_one")))
+        batched = BatchedPostgresEventLogStorage(postgres_url(new_database("batched")))
+    else:
+        one_by_one = SqliteEventLogStorage(str(tmp_path / "one_by_one"))
+        batched = BatchedSqliteEventLogStorage(str(tmp_path / "batched"))
     for event in events:
         one_by_one.store_event(event)
-    batched = BatchedSqliteEventLogStorage(str(tmp_path / "batched"))
     batched.store_event_batch(events)
 
     rows = stored_rows(batched, run.run_id)
@@ -144,13 +183,21 @@ def test_a_batch_leaves_the_storage_as_storing_its_events_one_by_one_does(built,
     assert rows == stored_rows(one_by_one, run.run_id)
 
 
-def test_failed_days_show_failed_until_rebuilt(tmp_path):
-    home = new_home(tmp_path)
+def postgres_url(env: dict[str, str]) -> str:
+    return pg_url_from_config({"postgres_db": {
+        "hostname": env["PLATFORM_PG_HOST"], "port": env["PLATFORM_PG_PORT"], "db_name": env["PLATFORM_PG_DB"],
+        "username": env["PLATFORM_PG_USER"], "password": env["PLATFORM_PG_PASSWORD"],
+        "scheme": "postgresql+psycopg2"}})
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_failed_days_show_failed_until_rebuilt(tmp_path, request, storage):
+    home = new_home(tmp_path, storage, request)
     failed_days = ALL_DAYS[10:60]
     failed = materialize(home, failed_days[0], failed_days[-1], TOY_DAILY_FAILS="1")
     assert failed.returncode != 0
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with home.instance() as instance:
         assert instance.get_runs(limit=1)[0].status == dg.DagsterRunStatus.FAILURE
         assert {day for day, status in statuses(instance).items() if status} == set(failed_days)
         assert set(statuses(instance)[day] for day in failed_days) == {AssetPartitionStatus.FAILED}
@@ -166,7 +213,7 @@ def test_failed_days_show_failed_until_rebuilt(tmp_path):
         ]
 
 
-def stored_rows(storage: SqliteEventLogStorage, run_id: str) -> dict[str, list[tuple]]:
+def stored_rows(storage: SqliteEventLogStorage | PostgresEventLogStorage, run_id: str) -> dict[str, list[tuple]]:
     """The rows that storing events writes, in the run's SQLite file and in the index file.
 
     Rows are compared in the order they were written (by id), except in asset_keys, whose ids
