@@ -46,6 +46,7 @@ from resources.paths import LOCAL_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.landing import generate_landing, has_landing
 from scripts.runs import table_runs
+from scripts import postgres
 from scripts.setup_local import link_instance_config
 
 # Puts the event-log timer (a sitecustomize module) into the processes of the timed Dagster run.
@@ -55,6 +56,7 @@ EVENT_TIMING_DIR = Path(__file__).parent / "event_timing"
 # base64 JSON); Pipes puts each task's small context file with one dbfs put.
 PIPES_UPLOAD_PATH = "/api/2.0/dbfs/put"
 WARM_UP_PASSES = 2
+BENCH_DATABASE = "dagster_bench"  # the PostgreSQL instance's database, emptied at each bench
 
 
 def is_package_upload(request) -> bool:
@@ -124,22 +126,35 @@ class GraphRun:
     event_seconds: float  # storing Dagster events, summed over every process
     events: int
     event_writes: int
+    batch_seconds: float  # of which batches: the planned events, and the per-day materializations
+    batch_events: int
 
 
-def dagster_graph(work: Path, landing: Path) -> GraphRun:
+def dagster_graph(work: Path, landing: Path, storage: str = "sqlite") -> GraphRun:
     """Materialize every table over every day with `make demo`'s script (two runs:
-    full_history) into a fresh instance (the project's dagster.yaml) and warehouse, timing the
-    event-log writes of every process."""
-    home, warehouse = work / "dagster_home", work / "warehouse_dagster"
-    link_instance_config(home)
+    full_history) into a fresh instance and warehouse, timing the event-log writes of every
+    process. `storage` is the instance's: `sqlite` (the project's dagster.yaml) or `postgres`
+    (instances/postgres.yaml on an empty database of the project's PostgreSQL)."""
+    home, warehouse = work / f"dagster_home_{storage}", work / f"warehouse_dagster_{storage}"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(warehouse, ignore_errors=True)
+    link_instance_config(home, storage)
     timing = work / "event_timing.log"
+    timing.unlink(missing_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLATFORM_WAREHOUSE_DIR": str(warehouse),
            "PLATFORM_LANDING_DIR": str(landing), "PLATFORM_EVENT_TIMING_LOG": str(timing),
            "PYTHONPATH": os.pathsep.join([str(EVENT_TIMING_DIR), os.environ.get("PYTHONPATH", "")])}
+    if storage == "postgres":
+        dirs = postgres.Dirs.from_env()
+        postgres.start(dirs, {})
+        postgres.drop_database(dirs, BENCH_DATABASE)
+        env.update(postgres.start(dirs, {**os.environ, postgres.DB_ENV: BENCH_DATABASE}))
     elapsed, peak, _ = timed([sys.executable, "-m", "scripts.demo"], env)
     writes = [line.split() for line in timing.read_text().splitlines()]
+    batches = [w for w in writes if w[1] == "store_event_batch"]
     return GraphRun(elapsed, peak, event_seconds=sum(float(w[3]) for w in writes),
-                    events=sum(int(w[2]) for w in writes), event_writes=len(writes))
+                    events=sum(int(w[2]) for w in writes), event_writes=len(writes),
+                    batch_seconds=sum(float(w[3]) for w in batches), batch_events=sum(int(w[2]) for w in batches))
 
 
 def floor(work: Path, landing: Path) -> dict:
@@ -294,14 +309,17 @@ def bench_local(work: Path, landing: Path, args: argparse.Namespace) -> None:
     print(f"  warm-up of the Spark server (the floor, untimed, {WARM_UP_PASSES} passes): "
           + ", ".join(f"{seconds:.1f} s" for seconds in warm_ups))
     graph = dagster_graph(work, landing)
+    on_postgres = dagster_graph(work, landing, "postgres")
     floor_seconds, floor_peak, out = timed(floor_command)
     builds = json.loads(out.strip().splitlines()[-1])
     gib = 1024**3
     print(f"  whole graph through Dagster (`make demo`: 2 runs, 5 Pipes jobs, every day): {graph.seconds:7.1f} s  "
           f"peak RSS {graph.peak_memory[0] / gib:.2f} GiB, PSS {graph.peak_memory[1] / gib:.2f} GiB "
           "(Spark server included)")
-    print(f"    of which storing Dagster events: {graph.event_seconds:.1f} s ({graph.events:,} events "
-          f"in {graph.event_writes:,} writes, all processes)")
+    for name, run in (("SQLite", graph), ("PostgreSQL", on_postgres)):
+        print(f"    instance on {name}: {run.seconds:.1f} s, of which storing Dagster events: {run.event_seconds:.1f} s "
+              f"({run.events:,} events in {run.event_writes:,} writes, all processes); the history runs' planned "
+              f"events and per-day materializations: {run.batch_seconds:.1f} s ({run.batch_events:,} events)")
     print(f"  floor: one process, one session on the Spark server: "
           f"{floor_seconds:7.1f} s  peak RSS {floor_peak[0] / gib:.2f} GiB, PSS {floor_peak[1] / gib:.2f} GiB "
           "(Spark server included)")

@@ -6,8 +6,9 @@ appends one line per event-log write, `<pid> <method> <events> <seconds>`, to it
 written at once because forked step processes end without running exit handlers.
 `scripts.bench` sums them. Nothing else loads this file.
 
-Dagster's SQLite event log is patched when a process imports it, not before: processes that
-never store events (table jobs, Dagster's small helper processes) are left as they are.
+Dagster's SQLite event log and dagster-postgres' are patched when a process imports them, not
+before: processes that never store events (table jobs, Dagster's small helper processes) are
+left as they are.
 """
 
 import importlib.abc
@@ -18,7 +19,11 @@ import threading
 import time
 
 _LOG = os.environ.get("PLATFORM_EVENT_TIMING_LOG")
-_MODULE = "dagster._core.storage.event_log.sqlite.sqlite_event_log"
+# The stock event logs, by module: the project's classes subclass them.
+_STORAGES = {
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log": "SqliteEventLogStorage",
+    "dagster_postgres.event_log.event_log": "PostgresEventLogStorage",
+}
 _depth = threading.local()  # a batch that falls back to store_event is counted once
 
 
@@ -38,7 +43,7 @@ def _timed(method, name: str, count):
 
 
 def _instrument(module) -> None:
-    storage = module.SqliteEventLogStorage
+    storage = getattr(module, _STORAGES[module.__name__])
     storage.store_event = _timed(storage.store_event, "store_event", lambda _: 1)
 
     def time_batches(cls, **kwargs):  # the project's storage subclasses it later
@@ -49,11 +54,17 @@ def _instrument(module) -> None:
 
 
 class _InstrumentOnImport(importlib.abc.MetaPathFinder):
+    done: set[str] = set()
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != _MODULE:
+        if fullname not in _STORAGES or fullname in self.done:
             return None
+        self.done.add(fullname)
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
         execute = spec.loader.exec_module
 
         def exec_module(module):
