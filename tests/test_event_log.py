@@ -12,12 +12,8 @@ whoever runs dagster gets batching without setting anything.
 """
 
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -34,42 +30,13 @@ from dagster_postgres.utils import pg_url_from_config
 
 from platform_instance.event_log import EVENT_BATCH_SIZE, BatchedPostgresEventLogStorage, BatchedSqliteEventLogStorage
 from tests.event_log_defs import DAYS
+from tests.instances import STORAGES, Home, new_home
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DAGSTER = Path(sys.executable).parent / "dagster"
 TOY = "tests.event_log_defs"
 NATION, DAILY = dg.AssetKey("nation"), dg.AssetKey("daily_revenue")
 ALL_DAYS = DAYS.get_partition_keys()
-
-
-STORAGES = ["sqlite", "postgres"]
-INSTANCE_FILES = {"sqlite": PROJECT_DIR / "dagster.yaml", "postgres": PROJECT_DIR / "instances" / "postgres.yaml"}
-
-
-@dataclass
-class Home:
-    """A Dagster home on an empty storage, and the settings its processes need (PostgreSQL's)."""
-
-    path: Path
-    env: dict[str, str]
-
-    @contextmanager
-    def instance(self) -> Iterator[dg.DagsterInstance]:
-        # Set while it is open: the instance file reads them, and so does every process that
-        # opens the instance from it (the UI query's code server).
-        with pytest.MonkeyPatch.context() as patch:
-            for name, value in self.env.items():
-                patch.setenv(name, value)
-            with dg.DagsterInstance.from_config(str(self.path)) as instance:
-                yield instance
-
-
-def new_home(root: Path, storage: str, request: pytest.FixtureRequest) -> Home:
-    """A Dagster home under `root` on an empty `storage` (a new database, for PostgreSQL)."""
-    path = root / "dagster_home"
-    path.mkdir()
-    shutil.copy(INSTANCE_FILES[storage], path / "dagster.yaml")
-    return Home(path, request.getfixturevalue("postgres_database")("events") if storage == "postgres" else {})
 
 
 def environment_of_a_user(home: Home, **env: str) -> dict[str, str]:

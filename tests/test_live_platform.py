@@ -1,6 +1,6 @@
 """The running service: a real `dagster-daemon` observes the sources and starts the tables
-when their inputs land; the webserver shows the graph. Uses the shipped dagster.yaml and
-evaluation interval."""
+when their inputs land; the webserver shows the graph. Uses the shipped instance files (SQLite's
+dagster.yaml, then instances/postgres.yaml) and evaluation interval."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from platform_assets.definitions import build_definitions
 from resources.paths import PROJECT_DIR
 from scripts.landing import rename_nation
 from scripts.service import Service, finished_runs, free_port, responds, sensor_ticks
+from tests.instances import STORAGES, new_home
 
 GOLD = dg.AssetKey(["main", "gold", "daily_nation_revenue"])
 # An upstream commit to gold written. Measured on 2 cores (make bench TARGETS=automation):
@@ -92,20 +93,21 @@ def wait_for_gold(daemon: Service, instance: dg.DagsterInstance, since: float) -
     return daemon.wait_for(lambda: finished_runs(instance), CHAIN_BOUND_SECONDS, "the runs to finish")
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory, landing) -> Live:
-    root = tmp_path_factory.mktemp("live")
-    home, warehouse, landing_dir = root / "dagster_home", root / "warehouse", root / "landing"
-    home.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
+@pytest.fixture(scope="module", params=STORAGES)
+def live(request, tmp_path_factory, landing) -> Live:
+    """The scenario, on the instance a team chooses: SQLite, then PostgreSQL."""
+    root = tmp_path_factory.mktemp(f"live_{request.param}")
+    dagster_home, warehouse, landing_dir = new_home(root, request.param, request), root / "warehouse", root / "landing"
+    home = dagster_home.path
     env = {
         **os.environ,
+        **dagster_home.env,
         "DAGSTER_HOME": str(home),
         "PLATFORM_WAREHOUSE_DIR": str(warehouse),
         "PLATFORM_LANDING_DIR": str(landing_dir),
     }
     daemon = Service.daemon(env, root / "daemon.log")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dagster_home.instance() as instance:
         state = Live(instance, home, warehouse, env, daemon)
         daemon.start()
         try:

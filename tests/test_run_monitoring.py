@@ -1,11 +1,10 @@
-"""Runs that lose their process end: a real `dagster-daemon` on the shipped dagster.yaml
-launches runs of tests/monitored_defs.py (a step that waits in the platform's `spark_jobs`
+"""Runs that lose their process end: a real `dagster-daemon` on the shipped instance file (SQLite,
+then PostgreSQL) launches runs of tests/monitored_defs.py (a step that waits in the platform's `spark_jobs`
 pool), and the test kills the run worker or the code server under them."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pytest
 
 from resources.paths import PROJECT_DIR
 from scripts.service import Service
+from tests.instances import STORAGES, new_home
 
 # Measured on 2 cores: the daemon launches a requested run 10-20 s after it starts and marks a
 # run failed 1-2 s after its worker is killed, or within a monitoring poll of its maximum
@@ -64,17 +64,15 @@ class Monitored:
         return [slot for slot in info.claimed_slots if slot.run_id == run_id]
 
 
-@pytest.fixture(scope="module")
-def monitored(tmp_path_factory) -> Monitored:
-    root = tmp_path_factory.mktemp("monitored")
-    home, triggers = root / "dagster_home", root / "triggers"
-    home.mkdir()
+@pytest.fixture(scope="module", params=STORAGES)
+def monitored(request, tmp_path_factory) -> Monitored:
+    root = tmp_path_factory.mktemp(f"monitored_{request.param}")
+    home, triggers = new_home(root, request.param, request), root / "triggers"
     triggers.mkdir()
-    shutil.copy(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     (root / "workspace.yaml").write_text(WORKSPACE)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORED_TRIGGERS": str(triggers)}
+    env = {**os.environ, **home.env, "DAGSTER_HOME": str(home.path), "MONITORED_TRIGGERS": str(triggers)}
     daemon = Service.daemon(env, root / "daemon.log", project=root)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with home.instance() as instance:
         daemon.start()
         try:
             yield Monitored(instance, daemon, triggers)
