@@ -163,7 +163,7 @@ def snapshot_and_sensors(project: Path, env: dict[str, str]) -> tuple[int, set[s
     """The size of the definitions snapshot the code server sends the daemon and the webserver
     (through Dagster's internal snapshot class: there is no public route to it), and the names
     of the sensors, from one load of the copy's definitions."""
-    code = ("from dagster._core.remote_representation.external_data import RepositorySnap; "
+    code = ("from platform_instance.private_api import RepositorySnap; "
             "from dagster_shared.serdes import serialize_value; from platform_assets.definitions import defs; "
             "print(' '.join(s.name for s in defs.sensors)); "
             "print(len(serialize_value(RepositorySnap.from_def(defs.get_repository_def()))))")

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-# Private: a run executed in process that the code location can re-execute needs the job as
-# Dagster rebuilds it from the repository (dg.reconstructable takes a module-level job only).
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 
 from jobs.contract import BuildReport, DayRange
 from jobs.registry import discover
+from platform_instance.private_api import ReconstructableJob, ReconstructableRepository
 from platform_assets.definitions import build_definitions, setting, step_executor
 from platform_assets.table_assets import table_key
 from resources.paths import PROJECT_DIR

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus  # no public export in 1.13
 
 from resources.paths import PROJECT_DIR
 
@@ -93,7 +92,7 @@ def sensor_ticks(instance: dg.DagsterInstance, sensor: str) -> int:
 def finished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun] | None:
     """Every run, oldest first, once none is queued or in progress and no backfill (which
     launches runs one after another) is still going."""
-    if instance.get_backfills(status=BulkActionStatus.REQUESTED):
+    if any(backfill.status.value == "REQUESTED" for backfill in instance.get_backfills()):
         return None
     runs = list(reversed(instance.get_runs()))
     return None if any(not run.is_finished for run in runs) else runs
