@@ -21,6 +21,7 @@ from resources.local_runner import LocalSparkRunner
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
 from scripts.setup_local import link_instance_config
+from tests.instances import new_home
 from tests.landed_files import land_new_orders
 from scripts.runs import (
     every_day, format_table_runs, latest_run, materialize, materialize_tables, step_times, table_runs,
@@ -308,23 +309,47 @@ def _row_key(row: dict) -> tuple:
 
 
 def test_reexecuting_a_failed_run_from_failure_reruns_only_the_failed_table_and_downstream(platform, tmp_path):
-    landing = _copy_landing(platform.landing, tmp_path)
-    unreadable = _land_unreadable_line_items(Path(landing, "lineitem"))
     env = {**os.environ, "DAGSTER_HOME": platform.instance.root_directory,
-           "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse), "PLATFORM_LANDING_DIR": landing}
+           "PLATFORM_WAREHOUSE_DIR": str(platform.warehouse)}
+
+    failed, reexecution = _fail_then_reexecute(platform.landing, tmp_path, env, platform.instance)
+
+    assert reexecution.parent_run_id == failed.run_id
+    assert set(step_times(platform.instance, reexecution.run_id)) == {
+        "main__bronze__lineitem", "main__silver__order_lines", "main__gold__daily_nation_revenue"
+    }
+
+
+def test_reexecuting_from_failure_on_a_postgresql_instance(landing, tmp_path, request):
+    home = new_home(tmp_path, "postgres", request)
+    env = {**os.environ, **home.env, "DAGSTER_HOME": str(home.path), "PLATFORM_WAREHOUSE_DIR": str(tmp_path / "warehouse")}
+
+    with home.instance() as instance:
+        failed, reexecution = _fail_then_reexecute(landing, tmp_path, env, instance)
+
+        assert reexecution.parent_run_id == failed.run_id and reexecution.status == dg.DagsterRunStatus.SUCCESS
+        # The failed run built orders and customers: the re-execution did not build them again.
+        assert set(step_times(instance, reexecution.run_id)) == {
+            "main__bronze__lineitem", "main__silver__order_lines", "main__gold__daily_nation_revenue"
+        }
+
+
+def _fail_then_reexecute(landing: str, tmp_path: Path, env: dict[str, str],
+                         instance: dg.DagsterInstance) -> tuple[dg.DagsterRun, dg.DagsterRun]:
+    """A run of every table over every day that fails on an unreadable line item file, then,
+    with the file gone, `scripts.reexecute` of it: (the failed run, its re-execution)."""
+    landing = _copy_landing(landing, tmp_path)
+    env = {**env, "PLATFORM_LANDING_DIR": landing}
+    unreadable = _land_unreadable_line_items(Path(landing, "lineitem"))
     assert materialize("*", env=env, partitions=every_day()).returncode != 0
-    failed = latest_run(platform.instance)
+    failed = latest_run(instance)
     unreadable.unlink()  # the landing data is fixed
 
     rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    reexecution = latest_run(platform.instance)
-    assert reexecution.parent_run_id == failed.run_id
-    assert set(step_times(platform.instance, reexecution.run_id)) == {
-        "main__bronze__lineitem", "main__silver__order_lines", "main__gold__daily_nation_revenue"
-    }
+    return failed, latest_run(instance)
 
 
 def _gold_rows_by_day(platform: Platform) -> dict[str, list[tuple]]:
