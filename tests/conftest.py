@@ -37,16 +37,21 @@ def landing(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_database() -> Callable[[str], dict[str, str]]:
-    """`new(prefix)`: a new empty database on the project's PostgreSQL (started if need be), as
-    the PLATFORM_PG_* settings that instances/postgres.yaml reads. Without Debian's `postgresql`
-    package the tests that use it skip, saying so, except under CI, where they fail."""
+def postgres_installed() -> None:
+    """Debian's PostgreSQL server is installed; else the test skips, saying so, except under CI
+    (CI=true, as .ci/run sets), where it fails."""
     try:
         postgres.pick_bin_dir(postgres.installed_versions(), None)
     except postgres.PostgresError as error:
         if os.environ.get("CI", "").lower() not in ("", "0", "false"):
             pytest.fail(f"CI is set and {error}")
         pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_installed) -> Callable[[str], dict[str, str]]:
+    """`new(prefix)`: a new empty database on the project's PostgreSQL (started if need be), as
+    the PLATFORM_PG_* settings that instances/postgres.yaml reads."""
     dirs, created = postgres.Dirs.from_env(), []
 
     def new(prefix: str) -> dict[str, str]:

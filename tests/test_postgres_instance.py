@@ -29,23 +29,8 @@ TEST_DB = "dagster_test"
 STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage"}
 
 
-def under_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false")
-
-
 @pytest.fixture(scope="session")
-def server_installed() -> None:
-    """Debian's PostgreSQL server is installed; else skip, or fail under CI."""
-    try:
-        postgres.pick_bin_dir(postgres.installed_versions(), None)
-    except postgres.PostgresError as error:
-        if under_ci():
-            pytest.fail(f"CI is set and {error}")
-        pytest.skip(str(error))
-
-
-@pytest.fixture(scope="session")
-def postgres_env(server_installed) -> dict[str, str]:
+def postgres_env(postgres_installed) -> dict[str, str]:
     """The PLATFORM_PG_* values of the project's server (started if it was not), pointing at an
     empty test database."""
     dirs = postgres.Dirs.from_env()
@@ -94,7 +79,7 @@ def test_a_run_is_recorded_in_postgres(instance, tmp_path):
         assert other.fetch_materializations(numbers.key, limit=10).records[0].run_id == result.run_id
 
 
-def test_start_is_idempotent_and_stop_stops(server_installed):
+def test_start_is_idempotent_and_stop_stops(postgres_installed):
     """On a server of its own (stopping the project's would cut off a running `make dev`)."""
     # Under .local, which the postgres user can reach; pytest's tmp_path is private to root.
     dirs = postgres.Dirs(Path(tempfile.mkdtemp(prefix="postgres-test-", dir=LOCAL_DIR)))
@@ -120,7 +105,7 @@ def test_start_is_idempotent_and_stop_stops(server_installed):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as the postgres user")
-def test_an_unreachable_directory_is_named(server_installed, tmp_path):
+def test_an_unreachable_directory_is_named(postgres_installed, tmp_path):
     # pytest's base temporary directory is mode 0700: the postgres user cannot enter it.
     private = next(parent for parent in reversed(tmp_path.parents) if parent.stat().st_mode & 0o001 == 0)
     with pytest.raises(postgres.PostgresError, match=f"may not enter {private}"):
