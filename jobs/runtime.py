@@ -234,6 +234,7 @@ def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version:
     touched; the table's latest version, checked as an append of no rows (its rows passed when
     they were written), so that nothing reads the whole history."""
     written = warehouse.read_table(spark, table.name, version)
+    _refuse_an_earlier_layout(warehouse.full_name(table.name), version, written, table)
     checking = time.monotonic()
     row_count, outcomes = evaluate_checks(written.limit(0), table.checks, written)
     return TableBuild(
@@ -248,6 +249,17 @@ def _unchanged(spark: SparkSession, warehouse: Warehouse, table: Table, version:
         touched_days={},
         ingested=[],
     )
+
+
+def _refuse_an_earlier_layout(name: str, version: int, written: DataFrame, table: Table) -> None:
+    """Fail, naming the columns and the fix, when the table lacks columns its declaration has
+    (built by an earlier version of the platform): its checks would fail on Spark's error."""
+    contract = next((c for c in table.checks if isinstance(c, SchemaContract)), None)
+    missing = [c for c in contract.columns if c not in written.columns] if contract else []
+    if missing:
+        raise BuildFailed(f"{name} at version {version} lacks column(s) {missing} that its declaration has: it "
+                          "was built by an earlier version of the table; rebuild it once with "
+                          "`python -m scripts.update --full-refresh`")
 
 
 def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,

@@ -168,6 +168,19 @@ def test_an_input_that_broke_its_contract_fails_naming_table_and_column(spark, w
                     declarations=declarations)
 
 
+def test_a_table_built_with_fewer_columns_than_declared_fails_naming_them_and_the_fix(spark, warehouse):
+    orders = discover().tables["bronze.orders"]
+    build_table(spark, warehouse, orders, {}, write_id="run-1")
+    # As a table built before its declaration gained a column.
+    path = warehouse.location("bronze.orders")
+    earlier = spark.read.format("delta").load(path).drop("o_comment")
+    earlier.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+
+    with pytest.raises(BuildFailed, match=r"main\.bronze\.orders at version 1 lacks column\(s\) \['o_comment'\] "
+                                           r"that its declaration has: .* --full-refresh"):
+        build_table(spark, warehouse, orders, {}, write_id="run-2")
+
+
 def spark_col_as_string(name: str):
     from pyspark.sql import functions as F
 
