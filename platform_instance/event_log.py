@@ -70,6 +70,23 @@ class _BatchedAssetRows:
     """What both storages do for a batch after inserting its events: the asset events' tags and
     asset-key rows, and the planned checks' rows."""
 
+    def _stored_one_by_one(self, events: Sequence[EventLogEntry]) -> bool:
+        """Store a batch that is not one run's (Dagster never makes one) as `store_event` does,
+        event by event; False for a batch of one run, which is left to the caller."""
+        if len({event.run_id for event in events}) <= 1:
+            return False
+        for event in events:
+            self.store_event(event)
+        return True
+
+    @staticmethod
+    def _insert_returning_ids(conn, rows: list[dict]) -> list[int]:
+        """Insert event rows in one executemany; the new ids, in the order of the rows."""
+        return conn.execute(
+            SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+            rows,
+        ).scalars().all()
+
     def _store_asset_rows(self, conn, events_and_ids: list[tuple[EventLogEntry, int]]) -> None:
         """Store the asset events' tags and their asset keys' rows, as `store_event` does.
 
@@ -167,13 +184,8 @@ class BatchedSqliteEventLogStorage(_BatchedAssetRows, SqliteEventLogStorage):
         mirrored in one transaction; an asset check event (a check planned in the same run)
         is stored exactly as `store_event` stores it, between the transactions before and after it.
         """
-        if not events:
+        if not events or self._stored_one_by_one(events):
             return
-        if len({event.run_id for event in events}) > 1:  # not made by Dagster: a batch is one run's
-            for event in events:
-                self.store_event(event)
-            return
-
         rows = [self._event_to_row(event) for event in events]
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
@@ -198,12 +210,7 @@ class BatchedSqliteEventLogStorage(_BatchedAssetRows, SqliteEventLogStorage):
         if not events_and_rows:
             return
         with self.index_transaction() as conn:
-            # One executemany that returns the new ids in the order of the rows.
-            inserted = conn.execute(
-                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id,
-                                                           sort_by_parameter_order=True),
-                [row for _, row in events_and_rows],
-            ).scalars().all()
+            inserted = self._insert_returning_ids(conn, [row for _, row in events_and_rows])
             # A run-status event: the row is all there is.
             self._store_asset_rows(conn, [(event, event_id) for (event, _), event_id
                                           in zip(events_and_rows, inserted, strict=True)
@@ -234,18 +241,10 @@ class BatchedPostgresEventLogStorage(_BatchedAssetRows, PostgresEventLogStorage)
         for webservers of older versions)."""
         # As the stock batch: this storage does not keep asset failures (can_store_asset_failure_events).
         events = [e for e in events if not (e.dagster_event and e.dagster_event.is_asset_failed_to_materialize)]
-        if not events:
-            return
-        if len({event.run_id for event in events}) > 1:  # not made by Dagster: a batch is one run's
-            for event in events:
-                self.store_event(event)
+        if not events or self._stored_one_by_one(events):
             return
         with self.index_transaction() as conn:
-            inserted = conn.execute(
-                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id,
-                                                           sort_by_parameter_order=True),
-                [self._event_to_row(event) for event in events],
-            ).scalars().all()
+            inserted = self._insert_returning_ids(conn, [self._event_to_row(event) for event in events])
             stored = list(zip(events, inserted, strict=True))
             self._store_asset_rows(conn, [(e, i) for e, i in stored if e.dagster_event_type in ASSET_EVENTS])
         for event, event_id in stored:
