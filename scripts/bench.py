@@ -145,10 +145,7 @@ def dagster_graph(work: Path, landing: Path, storage: str = "sqlite") -> GraphRu
            "PLATFORM_LANDING_DIR": str(landing), "PLATFORM_EVENT_TIMING_LOG": str(timing),
            "PYTHONPATH": os.pathsep.join([str(EVENT_TIMING_DIR), os.environ.get("PYTHONPATH", "")])}
     if storage == "postgres":
-        dirs = postgres.Dirs.from_env()
-        postgres.start(dirs, {})
-        postgres.drop_database(dirs, BENCH_DATABASE)
-        env.update(postgres.start(dirs, {**os.environ, postgres.DB_ENV: BENCH_DATABASE}))
+        env.update(postgres.empty_database(postgres.Dirs.from_env(), BENCH_DATABASE))
     elapsed, peak, _ = timed([sys.executable, "-m", "scripts.demo"], env)
     writes = [line.split() for line in timing.read_text().splitlines()]
     batches = [w for w in writes if w[1] == "store_event_batch"]

@@ -378,6 +378,15 @@ def start(dirs: Dirs, environ: Mapping[str, str]) -> dict[str, str]:
         return values
 
 
+def empty_database(dirs: Dirs, db: str) -> dict[str, str]:
+    """Start the server unless it runs, and give it an empty database `db` (dropped first if it
+    exists); return the connection values that reach it."""
+    environ = {**os.environ, DB_ENV: db}
+    start(dirs, environ)
+    drop_database(dirs, db)
+    return start(dirs, environ)  # the server runs now: this only creates the database again
+
+
 def stop(dirs: Dirs) -> bool:
     """Stop the server if it runs (fast shutdown: open sessions are ended); True if it ran."""
     with locked(dirs):

@@ -57,7 +57,7 @@ def postgres_database(postgres_installed) -> Callable[[str], dict[str, str]]:
     def new(prefix: str) -> dict[str, str]:
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         created.append(name)
-        return postgres.start(dirs, {**os.environ, postgres.DB_ENV: name})
+        return postgres.empty_database(dirs, name)
 
     yield new
     for name in created:

@@ -33,12 +33,7 @@ STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage
 def postgres_env(postgres_installed) -> dict[str, str]:
     """The PLATFORM_PG_* values of the project's server (started if it was not), pointing at an
     empty test database."""
-    dirs = postgres.Dirs.from_env()
-    environ = {**os.environ, postgres.DB_ENV: TEST_DB}
-    postgres.start(dirs, environ)
-    postgres.drop_database(dirs, TEST_DB)
-    # The server runs now: this start only creates the database again.
-    return postgres.start(dirs, environ)
+    return postgres.empty_database(postgres.Dirs.from_env(), TEST_DB)
 
 
 @pytest.fixture
