@@ -36,8 +36,10 @@ demo: setup
 update: setup
 	$(PG_ENV) $(BIN)/python -m scripts.update
 
+# Two processes, each taking whole test files (a file's live scenario is set up once).
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python -m scripts.bench --scale-factor $(SF) --targets $(TARGETS) --updates $(UPDATES) --tables $(TABLES)
