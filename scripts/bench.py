@@ -22,6 +22,9 @@ of history, against a full refresh, and the floor of a day on this machine
 writes: the seconds checks add to each table's build, and a one-day rebuild of the daily
 tables against a rebuild of every day (scripts/bench_writes.py).
 
+heap: the warm Spark server's live heap as it reads 300 tables
+(scripts/bench_server_heap.py).
+
 scale: automation and loading with `--tables` more tables declared in a copy of the project,
 through the real daemon, webserver and Chromium (scripts/bench_scale.py). No Spark.
 """
@@ -290,6 +293,10 @@ def main() -> None:
 
         print("incremental: one new day through to gold, against a full refresh")
         bench_incremental(work, args.scale_factor)
+    if "heap" in targets:
+        from scripts.bench_server_heap import bench_server_heap
+
+        bench_server_heap(work)
     if "automation" in targets:
         from scripts.bench_automation import print_automation
 
