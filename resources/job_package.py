@@ -1,5 +1,9 @@
 """The job code shipped to Databricks: a wheel of `jobs/` and a launcher script.
 
+The wheel carries the orchestrator's own `dagster_pipes` (one pure-Python module, Apache 2.0)
+instead of requiring it: a cluster installing a requirement needs PyPI, and workspaces without
+egress (PrivateLink, serverless network policies) have none. The wheel requires nothing.
+
 Both are named by the hash of what they contain, so an unchanged package has the same name
 and is not uploaded again. The wheel is written here with zipfile (a wheel is a zip with
 three metadata files, PEP 427) rather than by a build backend: building it takes
@@ -10,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import uuid
 import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import NotFound, ResourceAlreadyExists
@@ -39,13 +45,13 @@ class JobPackage:
 
 
 def build_job_package() -> JobPackage:
-    """The wheel of jobs/ (requiring this orchestrator's dagster-pipes) and its launcher."""
+    """The wheel of jobs/ with this orchestrator's dagster_pipes inside, and its launcher."""
     sources = {
         path.relative_to(PROJECT_DIR).as_posix(): path.read_bytes()
         for path in sorted((PROJECT_DIR / "jobs").rglob("*.py"))
     }
-    requirement = f"dagster-pipes=={version('dagster-pipes')}"
-    digest = hashlib.sha256(requirement.encode())
+    sources |= _vendored("dagster_pipes")
+    digest = hashlib.sha256()
     for name, content in sources.items():
         digest.update(name.encode() + b"\0" + content + b"\0")
     wheel_version = f"0.0.0+{digest.hexdigest()[:16]}"
@@ -53,19 +59,29 @@ def build_job_package() -> JobPackage:
     return JobPackage(
         wheel=Artifact(
             f"{DISTRIBUTION}-{wheel_version}-py3-none-any.whl",
-            _wheel_bytes(sources, wheel_version, requirement),
+            _wheel_bytes(sources, wheel_version),
         ),
         launcher=Artifact(f"launch_{launcher_digest}.py", LAUNCHER_SOURCE),
     )
 
 
-def _wheel_bytes(sources: dict[str, bytes], wheel_version: str, requirement: str) -> bytes:
+def _vendored(package: str) -> dict[str, bytes]:
+    """The files of an installed pure-Python package, by their path inside a wheel."""
+    directory = Path(importlib.util.find_spec(package).origin).parent
+    return {
+        f"{package}/{path.relative_to(directory).as_posix()}": path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def _wheel_bytes(sources: dict[str, bytes], wheel_version: str) -> bytes:
     dist_info = f"{DISTRIBUTION}-{wheel_version}.dist-info"
     files = {
         **sources,
         f"{dist_info}/METADATA": (
             f"Metadata-Version: 2.1\nName: {DISTRIBUTION}\nVersion: {wheel_version}\n"
-            f"Requires-Dist: {requirement}\n"
+            f"Summary: the platform's table jobs, with dagster-pipes {version('dagster-pipes')} inside\n"
         ).encode(),
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: delta-asset-platform\n"

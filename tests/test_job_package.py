@@ -2,9 +2,11 @@
 
 import base64
 import hashlib
+import importlib.util
 import io
 import zipfile
 from importlib.metadata import version
+from pathlib import Path
 
 from resources.job_package import build_job_package
 
@@ -17,7 +19,7 @@ def test_the_same_sources_give_the_same_wheel_and_name():
     assert first.wheel.name.startswith("platform_jobs-0.0.0+") and first.wheel.name.endswith("-py3-none-any.whl")
 
 
-def test_the_wheel_holds_the_job_package_and_pins_the_orchestrators_dagster_pipes():
+def test_the_wheel_holds_the_job_package_and_the_orchestrators_dagster_pipes_and_requires_nothing():
     package = build_job_package()
     archive = zipfile.ZipFile(io.BytesIO(package.wheel.content))
     names = archive.namelist()
@@ -25,8 +27,11 @@ def test_the_wheel_holds_the_job_package_and_pins_the_orchestrators_dagster_pipe
 
     assert {"jobs/entrypoint.py", "jobs/runtime.py", "jobs/tables/gold/daily_nation_revenue.py"} <= set(names)
     assert not any(n.startswith(("platform_assets/", "resources/")) for n in names)  # no dagster on clusters
-    metadata = archive.read(f"{dist_info}/METADATA").decode()
-    assert f"Requires-Dist: dagster-pipes=={version('dagster-pipes')}" in metadata
+    # A cluster without PyPI installs it: dagster_pipes travels inside, as the orchestrator has it.
+    assert "Requires-Dist" not in archive.read(f"{dist_info}/METADATA").decode()
+    installed = Path(importlib.util.find_spec("dagster_pipes").origin)
+    assert archive.read("dagster_pipes/__init__.py") == installed.read_bytes()
+    assert f'"{version("dagster-pipes")}"' in archive.read("dagster_pipes/version.py").decode()
     for line in archive.read(f"{dist_info}/RECORD").decode().splitlines():
         name, digest, size = line.split(",")
         if digest:  # RECORD lists itself without a hash
