@@ -1,8 +1,10 @@
 """Cluster starts: which tasks start a cluster, counted so tests and benchmarks can see how
-many clusters a workload would have paid for, and optionally as slow as a cold start."""
+many clusters a workload would have paid for, and optionally as slow as a cold start. And the
+capacity a cluster or the workspace has: execution contexts, concurrent task runs."""
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,3 +72,58 @@ class ClusterStarts:
     def _record(self, start: ClusterStart) -> None:
         with self._lock:
             self._records.append(start)
+
+
+class Capacity:
+    """At most `limit` holders per key at once: a cluster's execution contexts, the
+    workspace's running task runs."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._held: dict = {}
+        self._lock = threading.Lock()
+
+    def take(self, key) -> bool:
+        """Hold one for `key`; False (holding nothing) when `key` is at the limit."""
+        with self._lock:
+            if self._held.get(key, 0) >= self.limit:
+                return False
+            self._held[key] = self._held.get(key, 0) + 1
+            return True
+
+    def take_when_free(self, key, cancelled: Callable[[], bool]) -> bool:
+        """Wait until one for `key` is free and hold it; False if cancelled meanwhile."""
+        while not self.take(key):
+            if cancelled():
+                return False
+            time.sleep(0.02)
+        return True
+
+    def give_back(self, key) -> None:
+        with self._lock:
+            self._held[key] -= 1
+            if not self._held[key]:
+                del self._held[key]  # job clusters come and go: keep only the busy ones
+
+    @contextmanager
+    def holding(self, key):
+        """Hold one for `key` while inside; yields whether it could. A None key is unlimited."""
+        taken = key is None or self.take(key)
+        try:
+            yield taken
+        finally:
+            if taken and key is not None:
+                self.give_back(key)
+
+
+def cluster_of(run: Run, task: TaskRun, execution: Execution) -> tuple | None:
+    """The cluster a task runs on (None: serverless). A job cluster lives for one execution of
+    a run, a new_cluster for one task; an existing cluster is shared by every run."""
+    spec = task.spec
+    if spec.get("existing_cluster_id"):
+        return "existing", spec["existing_cluster_id"]
+    if spec.get("job_cluster_key"):
+        return "job", run.run_id, execution.repair_id, spec["job_cluster_key"]
+    if spec.get("new_cluster"):
+        return "new", task.run_id
+    return None

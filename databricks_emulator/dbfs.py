@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from .errors import ApiError, bad_request, not_found
-from .paths import dbfs_local, normalize_dbfs
+from .paths import DBFS_ROOT_DISABLED, dbfs_local, normalize_dbfs
 
 ONE_MB = 1024 * 1024
 # Databricks: "If length is not specified, at most 0.5 MB is returned"; more than 1 MB fails.
@@ -30,26 +30,30 @@ def _decode_b64(data, what: str) -> bytes:
         raise bad_request(f"{what} is not valid base64")
 
 
+def _root_disabled(request):
+    """Every call of a workspace with DBFS root access disabled: 403, naming the path."""
+    body = request.json() if request.method == "POST" else {}
+    path = request.query.get("path") or body.get("path") or body.get("source_path") or "/"
+    raise ApiError(403, f"{DBFS_ROOT_DISABLED}: {path}", "PERMISSION_DENIED")
+
+
 class Dbfs:
-    def __init__(self, root: Path, scratch: Path):
+    def __init__(self, root: Path, scratch: Path, enabled: bool = True):
         self.root = root
+        self.enabled = enabled
         self._scratch = scratch  # open create-handles live here until close
         self._handles: dict[int, tuple[Path, Path]] = {}
         self._next_handle = itertools.count(1)
         self._lock = threading.Lock()
 
     def routes(self, router) -> None:
-        base = "/api/2.0/dbfs"
-        router.add("POST", f"{base}/mkdirs", self.mkdirs)
-        router.add("POST", f"{base}/put", self.put)
-        router.add("GET", f"{base}/get-status", self.get_status)
-        router.add("GET", f"{base}/read", self.read)
-        router.add("GET", f"{base}/list", self.list)
-        router.add("POST", f"{base}/delete", self.delete)
-        router.add("POST", f"{base}/move", self.move)
-        router.add("POST", f"{base}/create", self.create)
-        router.add("POST", f"{base}/add-block", self.add_block)
-        router.add("POST", f"{base}/close", self.close)
+        endpoints = (("POST", "mkdirs", self.mkdirs), ("POST", "put", self.put),
+                     ("GET", "get-status", self.get_status), ("GET", "read", self.read),
+                     ("GET", "list", self.list), ("POST", "delete", self.delete),
+                     ("POST", "move", self.move), ("POST", "create", self.create),
+                     ("POST", "add-block", self.add_block), ("POST", "close", self.close))
+        for method, name, handler in endpoints:
+            router.add(method, f"/api/2.0/dbfs/{name}", handler if self.enabled else _root_disabled)
 
     # -- helpers -------------------------------------------------------------------------
 

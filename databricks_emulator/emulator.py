@@ -7,7 +7,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from .clusters import Clusters
-from .compute import ClusterStart, ClusterStarts
+from .compute import Capacity, ClusterStart, ClusterStarts
 from .dbfs import Dbfs
 from .executor import Executor, stop_run_processes
 from .faults import Faults
@@ -34,11 +34,19 @@ class DatabricksEmulator:
     pending_seconds / terminating_seconds: how long runs stay PENDING / TERMINATING.
     cluster_start_seconds: how long each cluster start takes (a job cluster once per run or
         repair, a new_cluster once per task), to emulate cold starts in benchmarks.
+    dbfs_root_enabled: False as in a workspace with DBFS root access disabled: the DBFS API
+        answers 403 and tasks cannot read python files or libraries from DBFS.
+    max_execution_contexts: running tasks a cluster holds at once; one more fails at start.
+    max_concurrent_task_runs: running task runs of the workspace; one more waits (PENDING).
+    pypi_reachable: False (no network egress): libraries from a package index, and wheels
+        requiring what the runtime lacks, fail the task. True: they are left out.
     """
 
     def __init__(self, root, token: str, python: str = sys.executable, env: dict | None = None,
                  pending_seconds: float = 0.1, terminating_seconds: float = 0.05,
-                 cluster_start_seconds: float = 0):
+                 cluster_start_seconds: float = 0, dbfs_root_enabled: bool = True,
+                 max_execution_contexts: int = 150, max_concurrent_task_runs: int = 1000,
+                 pypi_reachable: bool = False):
         self.root = Path(root)
         self.token = token
         self.dbfs_root = self.root / "dbfs"
@@ -53,9 +61,12 @@ class DatabricksEmulator:
         self._cluster_starts = ClusterStarts(cluster_start_seconds)
         self.router = Router()
         executor = Executor(
-            dbfs_root=self.dbfs_root, volumes_root=self.volumes_root, python=python, env=env,
-            clusters=self._clusters, cluster_starts=self._cluster_starts, faults=self.faults,
-            pending_seconds=pending_seconds, terminating_seconds=terminating_seconds,
+            dbfs_root=self.dbfs_root if dbfs_root_enabled else None,
+            volumes_root=self.volumes_root, python=python, env=env, clusters=self._clusters,
+            cluster_starts=self._cluster_starts, contexts=Capacity(max_execution_contexts),
+            task_runs=Capacity(max_concurrent_task_runs), pypi_reachable=pypi_reachable,
+            faults=self.faults, pending_seconds=pending_seconds,
+            terminating_seconds=terminating_seconds,
         )
         store = RunStore(self.runs)
         definitions = JobDefinitions(clusters=self._clusters)
@@ -64,8 +75,8 @@ class DatabricksEmulator:
                     faults=self.faults, host=lambda: self.host)
         job_runs = JobRuns(store=store, definitions=definitions, runs_dir=runs_dir,
                            executor=executor, faults=self.faults, host=lambda: self.host)
-        for api in (jobs, definitions, job_runs, Dbfs(self.dbfs_root, self.root / "scratch"),
-                    FilesApi(self.volumes_root), self._clusters):
+        dbfs = Dbfs(self.dbfs_root, self.root / "scratch", enabled=dbfs_root_enabled)
+        for api in (jobs, definitions, job_runs, dbfs, FilesApi(self.volumes_root), self._clusters):
             api.routes(self.router)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -5,13 +5,14 @@ started."""
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from .compute import ClusterStarts
-from .libraries import TaskSetupError, install_wheels, wheel_paths
+from .compute import Capacity, ClusterStarts, cluster_of
+from .libraries import TaskSetupError, check_requirements, install_wheels, task_libraries
 from .paths import task_file_local
 from .references import UnresolvedReference, reference_values, resolve
 from .runs import Execution, Run, TaskRun, now_ms
@@ -20,18 +21,29 @@ from .scheduler import Scheduler
 log = logging.getLogger("databricks_emulator")
 _LAUNCHER = (Path(__file__).parent / "wheel_launcher.py").read_text()
 KILL_GRACE_SECONDS = 3
-STDERR_TAIL_LINES = 20
+WORKSPACE = "workspace"  # the one key of `task_runs`: the limit is the workspace's
+# Databricks' words (a driver's limit of open notebook/REPL contexts), followed by the limit.
+TOO_MANY_CONTEXTS = "Too many execution contexts are open right now.(Limit set currently to {})"
+# The last line of a Python traceback: `ValueError: bad input`, `pkg.LoadError`, `SystemExit: 2`.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failure)(: .*)?")
 
 
 class Executor:
+    """dbfs_root: None when DBFS root access is disabled. contexts: execution contexts per
+    cluster. task_runs: running task runs of the workspace (one key)."""
+
     def __init__(self, *, dbfs_root, volumes_root, python, env, clusters,
-                 cluster_starts: ClusterStarts, faults, pending_seconds, terminating_seconds):
+                 cluster_starts: ClusterStarts, contexts: Capacity, task_runs: Capacity,
+                 pypi_reachable: bool, faults, pending_seconds, terminating_seconds):
         self.dbfs_root = dbfs_root
         self.volumes_root = volumes_root
         self.python = python
         self.env = env
         self.clusters = clusters
         self.cluster_starts = cluster_starts
+        self.contexts = contexts
+        self.task_runs = task_runs
+        self.pypi_reachable = pypi_reachable
         self.faults = faults
         self.pending_seconds = pending_seconds
         self.terminating_seconds = terminating_seconds
@@ -99,18 +111,29 @@ class Executor:
     # -- one task ------------------------------------------------------------------------
 
     def _run_task(self, run: Run, task: TaskRun, execution: Execution) -> None:
-        """Start the task's compute, then its process; the scheduler calls this in a thread."""
+        """Wait (PENDING) for the workspace to have a task run free, then start the task's
+        compute and its process; the scheduler calls this in a thread."""
         cancelled = run.cancel_requested.is_set
-        if not self.cluster_starts.ready(run, task, execution, cancelled):
+        if not self.task_runs.take_when_free(WORKSPACE, cancelled):
             task.finish("TERMINATED", "CANCELED", "Run cancelled.")
             return
+        try:
+            if self.cluster_starts.ready(run, task, execution, cancelled):
+                self._start(run, task, execution)
+            else:
+                task.finish("TERMINATED", "CANCELED", "Run cancelled.")
+        finally:
+            self.task_runs.give_back(WORKSPACE)
+
+    def _start(self, run: Run, task: TaskRun, execution: Execution) -> None:
+        """On the task's started compute: set it up, then run its process."""
         task.dir.mkdir(parents=True, exist_ok=True)
         with run.lock:
             task.life_cycle_state = "RUNNING"
             task.start_time = now_ms()
         injected = self.faults.take_task_fault(task.task_key)
         if injected is not None:
-            task.finish("TERMINATED", "FAILED", injected)
+            task.fail_workload(injected)  # it happens in the task's code, as far as anyone sees
             return
         try:
             command, env = self._prepare(run, task)
@@ -120,7 +143,17 @@ class Executor:
         except UnresolvedReference as e:
             task.finish("TERMINATED", "FAILED", f"Task {task.task_key}: {e}")
             return
+        # The process holds an execution context of its cluster from its start to its end.
+        with self.contexts.holding(cluster_of(run, task, execution)) as opened:
+            if not opened:
+                task.finish("TERMINATED", "FAILED", TOO_MANY_CONTEXTS.format(self.contexts.limit))
+                return
+            self._run_process(run, task, execution, command, env)
+
+    def _run_process(self, run: Run, task: TaskRun, execution: Execution, command: list[str],
+                     env: dict) -> None:
         task.command = command
+        cancelled = run.cancel_requested.is_set
         deadline = _earliest(execution.deadline, _deadline(task.spec.get("timeout_seconds")))
         with open(task.stdout_path, "wb") as out, open(task.stderr_path, "wb") as err:
             try:
@@ -141,7 +174,7 @@ class Executor:
         elif process.returncode == 0:
             task.finish("TERMINATED", "SUCCESS", "")
         else:
-            task.finish("TERMINATED", "FAILED", _failure_message(task))
+            task.fail_workload(_error(task))
 
     def _wait(self, process: subprocess.Popen, cancelled, deadline: float | None) -> str:
         while True:
@@ -165,8 +198,10 @@ class Executor:
         environments = {
             e.get("environment_key"): e for e in run.submitted.get("environments") or []
         }
-        wheels, task.ignored_libraries = wheel_paths(spec, environments)
+        wheels, task.ignored_libraries = task_libraries(spec, environments, self.pypi_reachable)
         lib_dirs = install_wheels(wheels, self.dbfs_root, self.volumes_root, task.dir / "libs")
+        if not self.pypi_reachable:
+            check_requirements(wheels, lib_dirs)
         job_parameters, values = _references(run, task)
 
         if "spark_python_task" in spec:
@@ -279,9 +314,14 @@ def _kill_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _failure_message(task: TaskRun) -> str:
-    tail = "\n".join(task.stderr().rstrip().splitlines()[-STDERR_TAIL_LINES:])[-4000:]
-    return f"Task {task.task_key} failed with exit code {task.exit_code}:\n{tail}"
+def _error(task: TaskRun) -> str:
+    """runs/get-output's `error` of a failed process: its last exception line, else the last
+    line it wrote to stderr, else its exit code."""
+    lines = [line.strip() for line in task.stderr().splitlines() if line.strip()]
+    exceptions = [line for line in lines if _EXCEPTION_LINE.fullmatch(line)]
+    if exceptions or lines:
+        return (exceptions or lines)[-1]
+    return f"Task {task.task_key} failed with exit code {task.exit_code}"
 
 
 def _deadline(timeout_seconds) -> float | None:

@@ -90,8 +90,9 @@ class Faults:
     def next_task_fails(self, task_key: str, message: str = "Injected task failure",
                         times: int = 1) -> None:
         """The next `times` executions of tasks named `task_key` (in any run or repair) end
-        TERMINATED/FAILED with `message`. The task's cluster still starts (the failure happens
-        on it), but its process is never started, so it writes nothing."""
+        TERMINATED/FAILED as if their code failed: `message` is get-output's `error`. The
+        task's cluster still starts (the failure happens on it), but its process is never
+        started, so it writes nothing."""
         with self._lock:
             self._tasks.append(_TaskFault(task_key, message, times))
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from .errors import bad_request
 from .runs import now_ms
-from .task_specs import non_negative_int, unique_keys, validate_job_clusters, validate_tasks
+from .task_specs import (api_version, check_task_count, non_negative_int, unique_keys,
+                         validate_job_clusters, validate_tasks)
 
-MAX_TASKS = 1000
 MAX_TAGS = 25
 MAX_CONCURRENT_RUNS = 1000
 PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # "alphanumeric characters, _, - and ."
@@ -53,7 +53,7 @@ class JobDefinitions:
     # -- endpoints -----------------------------------------------------------------------
 
     def create(self, request):
-        settings = self._validated(request.json())
+        settings = self._validated(request.json(), api_version(request))
         with self._lock:
             job_id = next(self._ids)
             self._jobs[job_id] = Job(job_id, settings, now_ms())
@@ -64,7 +64,7 @@ class JobDefinitions:
         job = self.job(body.get("job_id"))
         if not isinstance(body.get("new_settings"), dict):
             raise bad_request("new_settings is required.")
-        settings = self._validated(body["new_settings"])
+        settings = self._validated(body["new_settings"], api_version(request))
         with self._lock:
             job.settings = settings
         return {}
@@ -111,15 +111,14 @@ class JobDefinitions:
 
     # -- validation ----------------------------------------------------------------------
 
-    def _validated(self, settings: dict) -> dict:
+    def _validated(self, settings: dict, version: str) -> dict:
         """A copy of `settings` with defaults filled in, or a 400 for what Databricks refuses."""
         settings = copy.deepcopy(settings)
         settings.setdefault("name", "Untitled")
         if not isinstance(settings["name"], str):
             raise bad_request("name must be a string.")
         tasks = settings.get("tasks")
-        if isinstance(tasks, list) and len(tasks) > MAX_TASKS:
-            raise bad_request(f"A job can have at most {MAX_TASKS} tasks.")
+        check_task_count(tasks, version)
         job_clusters = validate_job_clusters(settings.get("job_clusters"))
         environments = _environments(settings.get("environments"))
         validate_tasks(tasks, environments=environments, clusters=self._clusters,
@@ -134,6 +133,8 @@ class JobDefinitions:
         non_negative_int(settings, "timeout_seconds")
         settings.setdefault("timeout_seconds", 0)
         _validate_tags(settings.get("tags"))
+        if version == "2.2":  # 2.2 queues by default; 2.1 skips a run over the limit
+            settings.setdefault("queue", {"enabled": True})
         queue = settings.get("queue")
         if queue is not None and not (isinstance(queue, dict) and isinstance(queue.get("enabled"), bool)):
             raise bad_request("queue must be {\"enabled\": true|false}.")

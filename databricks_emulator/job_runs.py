@@ -123,11 +123,12 @@ class JobRuns:
             tasks = []
             for spec in in_dependency_order(settings["tasks"]):
                 if spec["task_key"] in rerun:
-                    attempt = run.latest(spec["task_key"]).attempt_number + 1
+                    # attempt_number stays 0 (a repair is no retry); the directory still
+                    # tells attempts apart.
+                    attempt = sum(1 for t in run.tasks if t.task_key == spec["task_key"])
                     tasks.append(TaskRun(
                         spec["task_key"], self.store.new_id(), spec,
-                        run.dir / f"{spec['task_key']}.attempt-{attempt}",
-                        attempt_number=attempt, repair_id=repair_id,
+                        run.dir / f"{spec['task_key']}.attempt-{attempt}", repair_id=repair_id,
                     ))
             # Job parameters not passed again fall back to the job's defaults, not to the
             # values the run started with.

@@ -10,7 +10,8 @@ from .errors import bad_request
 from .executor import Executor
 from .run_store import RunStore, parse_run_id
 from .runs import Run, TaskRun
-from .task_specs import SHARED_CLUSTER_IN_SUBMIT, non_negative_int, validate_tasks
+from .task_specs import (SHARED_CLUSTER_IN_SUBMIT, api_version, check_task_count,
+                         non_negative_int, validate_tasks)
 
 MAX_LOGS = 5 * 1024 * 1024  # get-output returns the last 5 MB of a task's output
 
@@ -41,6 +42,7 @@ class Jobs:
 
     def submit(self, request):
         body = request.json()
+        check_task_count(body.get("tasks"), api_version(request))
         ordered = self._validate(body)
         with self.store.lock:
             token = body.get("idempotency_token")
@@ -86,7 +88,7 @@ class Jobs:
         output = {"metadata": run.as_json(), "logs": stdout[-MAX_LOGS:]}
         output["logs_truncated"] = len(stdout) > MAX_LOGS
         if task.result_state not in (None, "SUCCESS"):
-            output["error"] = task.state_message
+            output["error"] = task.error or task.state_message
             output["error_trace"] = task.stderr()[-MAX_LOGS:]
         return output
 

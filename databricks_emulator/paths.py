@@ -4,6 +4,9 @@ from pathlib import Path, PurePosixPath
 
 from .errors import bad_request
 
+# What a workspace with "DBFS root and mounts" access disabled answers, followed by the path.
+DBFS_ROOT_DISABLED = "DBFS root access is disabled in this workspace"
+
 
 def _inside(root: Path, workspace_path: str) -> Path:
     """The local path for an absolute workspace path under root; '..' may not climb out."""
@@ -46,12 +49,15 @@ def volumes_local(volumes_root: Path, path: str) -> Path:
     return _inside(volumes_root, "/" + "/".join(parts[2:]))
 
 
-def task_file_local(dbfs_root: Path, volumes_root: Path, path: str) -> Path:
+def task_file_local(dbfs_root: Path | None, volumes_root: Path, path: str) -> Path:
     """Where a task's python_file or library lives locally, as a cluster would see it.
 
     Raises ValueError (the run then ends INTERNAL_ERROR) for locations the emulator has no
-    storage for, e.g. /Workspace files or cloud URIs.
+    storage for, e.g. /Workspace files or cloud URIs, and for DBFS when dbfs_root is None
+    (DBFS root access disabled).
     """
+    if dbfs_root is None and (path.startswith(("dbfs:/", "/dbfs/")) or path == "/dbfs"):
+        raise ValueError(f"{DBFS_ROOT_DISABLED}: {path}")
     if path.startswith("dbfs:/"):
         return _inside(dbfs_root, path[len("dbfs:"):])
     if path == "/dbfs" or path.startswith("/dbfs/"):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+# Databricks' state_message when the task's own code failed; the error is in runs/get-output.
+WORKLOAD_FAILED = "Workload failed, see run output for details"
 
 
 def now_ms() -> int:
@@ -15,7 +17,8 @@ def now_ms() -> int:
 @dataclass
 class TaskRun:
     """One attempt of one task of a run: its spec, its process and where its output went.
-    A repair adds a new TaskRun (new run_id, attempt_number + 1) for each task it reruns."""
+    A repair adds a new TaskRun (new run_id) for each task it reruns; attempt_number counts
+    retries (max_retries, which the emulator does not do), so a repair's attempt is 0 too."""
 
     task_key: str
     run_id: int
@@ -26,6 +29,7 @@ class TaskRun:
     life_cycle_state: str = "PENDING"
     result_state: str | None = None
     state_message: str = ""
+    error: str = ""  # runs/get-output's `error` when the task's own code failed
     start_time: int = 0
     end_time: int = 0
     command: list[str] = field(default_factory=list)
@@ -65,6 +69,11 @@ class TaskRun:
         self.state_message = message
         self.end_time = now_ms()
         self.life_cycle_state = life_cycle_state  # last: a terminal state comes with its result
+
+    def fail_workload(self, error: str) -> None:
+        """The task's own code failed: runs/get says so generically, get-output says `error`."""
+        self.error = error
+        self.finish("TERMINATED", "FAILED", WORKLOAD_FAILED)
 
 
 @dataclass
@@ -207,10 +216,11 @@ class Run:
 
     def as_json(self, include_history: bool = False) -> dict:
         """The body of `runs/get`. Like Databricks, `tasks` holds every attempt of every task
-        (a repaired task appears once per attempt, each with its own run_id)."""
+        (a repaired task appears once per attempt, each with its own run_id), the newest
+        execution's first: only `repair_history` says which attempt belongs to which."""
         with self.lock:
             tasks = []
-            for task in self.tasks:
+            for task in (t for e in reversed(self.executions) for t in e.tasks):
                 entry = {
                     key: value
                     for key, value in task.spec.items()

@@ -9,6 +9,25 @@ RUN_IF = ("ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL
 COMPUTE_FIELDS = ("new_cluster", "existing_cluster_id", "job_cluster_key", "environment_key")
 # Databricks' own words: a one-time run cannot share a job cluster.
 SHARED_CLUSTER_IN_SUBMIT = "Shared job cluster feature is not supported in runs/submit API."
+MAX_TASKS = 1000
+MAX_TASKS_BEFORE_2_2 = 100  # Jobs API 2.1 cannot page through more
+
+
+def check_task_count(tasks, api_version: str) -> None:
+    """Refuse more tasks than a job (or a one-time run) may have through this API version."""
+    count = len(tasks) if isinstance(tasks, list) else 0
+    if count > MAX_TASKS:
+        raise bad_request(
+            f"A job can have at most {MAX_TASKS} tasks. Your resource has {count} tasks")
+    if count > MAX_TASKS_BEFORE_2_2 and api_version != "2.2":
+        raise bad_request(  # Databricks' words
+            f"Resources with more than {MAX_TASKS_BEFORE_2_2} tasks can only be handled by API 2.2 "
+            f"and above. Your resource has {count} tasks")
+
+
+def api_version(request) -> str:
+    """'2.2' for /api/2.2/jobs/..., '2.1' for /api/2.1/jobs/...."""
+    return request.path.split("/")[2]
 
 
 def validate_tasks(tasks, *, environments, clusters, job_clusters: dict | None) -> list[dict]:

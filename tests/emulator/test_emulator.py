@@ -135,15 +135,31 @@ def test_python_task_gets_its_parameters_and_spark_env_vars(ws, w, tmp_path):
     assert "task says hello" in w.jobs.get_run_output(run.tasks[0].run_id).logs
 
 
-def test_a_failing_script_ends_failed_with_its_error_in_the_state_message(ws, w):
-    script = put_script(w, "/scripts/fail.py", "raise ValueError('bad input 42')\n")
+LOG = "import sys\nprint('loading orders', file=sys.stderr)\n"
+
+
+@pytest.mark.parametrize("source, error", [
+    (LOG + "raise ValueError('bad input 42')", "ValueError: bad input 42"),
+    # Output after the traceback (a Pipes writer closing, a logger flushing) is not the error.
+    (LOG + "import atexit\natexit.register(lambda: print('closing pipes', file=sys.stderr))\n"
+           "raise ValueError('bad input 42')", "ValueError: bad input 42"),
+    (LOG + "sys.exit(3)", "loading orders"),  # no exception: the last line of stderr
+    ("import sys\nsys.exit(3)", "Task main failed with exit code 3"),  # no stderr at all
+])
+def test_a_failing_script_ends_failed_with_its_error_in_the_run_output_not_the_state(
+        ws, w, source, error):
+    script = put_script(w, "/scripts/fail.py", source + "\n")
 
     run = wait(w, submit(w, python_task(script)))
 
     assert run.state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED
     assert run.state.result_state == jobs.RunResultState.FAILED
-    assert "ValueError: bad input 42" in run.state.state_message
-    assert "exit code 1" in run.state.state_message
+    # Like Databricks, runs/get says only that the workload failed, for the run and the task.
+    assert run.state.state_message == "Workload failed, see run output for details"
+    assert run.tasks[0].state.state_message == "Workload failed, see run output for details"
+    output = w.jobs.get_run_output(run.tasks[0].run_id)
+    assert output.error == error
+    assert (output.error_trace or "") == ws.runs[run.run_id].task.stderr()  # all of stderr
 
 
 @pytest.mark.parametrize("python_file", ["dbfs:/scripts/missing.py", "/Workspace/Users/me/job.py"])

@@ -91,11 +91,19 @@ def records(out: Path, key: str) -> list[dict]:
 
 
 def latest(run: jobs.Run) -> dict[str, jobs.RunTask]:
-    """The latest attempt of each task: Databricks lists every attempt in `tasks`."""
+    """The latest attempt of each task. Databricks lists every attempt in `tasks`, the newest
+    execution (repair) first, and a repair's attempt_number stays 0: the first one listed is
+    the latest."""
     by_key = {}
-    for t in sorted(run.tasks, key=lambda t: t.attempt_number):
-        by_key[t.task_key] = t
+    for t in run.tasks:
+        by_key.setdefault(t.task_key, t)
     return by_key
+
+
+def attempts_by_execution(run: jobs.Run) -> list[list[str]]:
+    """The task keys each execution (the run, then each repair) ran, from repair_history."""
+    keys = {t.run_id: t.task_key for t in run.tasks}
+    return [[keys[i] for i in h.task_run_ids] for h in run.repair_history]
 
 
 def results(run: jobs.Run) -> dict[str, str]:
@@ -230,7 +238,7 @@ def test_a_failing_task_leaves_its_dependents_upstream_failed_and_the_run_failed
     run = wait(w, w.jobs.run_now(job_id).run_id)
 
     assert run.state.result_state == jobs.RunResultState.FAILED
-    assert run.state.state_message == "Cluster lost: spot instance reclaimed"
+    assert run.state.state_message == "Workload failed, see run output for details"
     assert results(run) == {"a": "SUCCESS", "b": "FAILED", "c": "UPSTREAM_FAILED", "d": "SUCCESS"}
     assert records(out, "b") == [] and records(out, "c") == []  # neither process started
     output = w.jobs.get_run_output(latest(run)["b"].run_id)
@@ -280,7 +288,7 @@ def test_repair_reruns_chosen_tasks_and_dependents_with_current_settings_on_a_ne
     assert results(run) == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS", "d": "SUCCESS"}
     repaired = latest(run)
     assert sorted(t.task_key for t in run.tasks) == ["a", "b", "b", "c", "c", "d"]  # every attempt
-    assert repaired["b"].attempt_number == 1 and repaired["b"].run_id != failed["b"].run_id
+    assert repaired["b"].attempt_number == 0 and repaired["b"].run_id != failed["b"].run_id
     assert repaired["a"].run_id == failed["a"].run_id and repaired["d"].run_id == failed["d"].run_id
     assert len(records(out, "a")) == 1 and len(records(out, "d")) == 1  # kept, not rerun
     assert [r["greeting"] for r in records(out, "b") + records(out, "c")] == ["after reset"] * 2
@@ -317,7 +325,8 @@ def test_a_later_repair_needs_the_latest_repair_id_and_an_ended_run(ws, w, scrip
 
     run = wait(w, run_id)
     assert second != first and run.state.result_state == jobs.RunResultState.SUCCESS
-    assert latest(run)["d"].attempt_number == 2 and len(records(out, "d")) == 3
+    assert [t.attempt_number for t in run.tasks if t.task_key == "d"] == [0, 0, 0]
+    assert len(records(out, "d")) == 3
 
 
 def test_rerun_all_failed_tasks_reruns_the_failed_and_the_upstream_failed(ws, w, script, out):
@@ -328,11 +337,35 @@ def test_rerun_all_failed_tasks_reruns_the_failed_and_the_upstream_failed(ws, w,
                                         "d": "SUCCESS"}
 
     w.jobs.repair_run(run_id, rerun_all_failed_tasks=True)
-    run = wait(w, run_id)
+    wait(w, run_id)
+    run = w.jobs.get_run(run_id, include_history=True)
 
     assert run.state.result_state == jobs.RunResultState.SUCCESS
-    assert sorted(t.task_key for t in run.tasks if t.attempt_number == 1) == ["a", "b", "c"]
+    assert attempts_by_execution(run)[1] == ["a", "b", "c"]
     assert len(records(out, "d")) == 1
+
+
+def test_runs_get_lists_attempts_newest_execution_first_and_repairs_do_not_count_as_retries(
+        ws, w, script, out):
+    job_id = create_job(w, diamond(script, out))
+    ws.faults.next_task_fails("b")
+    run_id = w.jobs.run_now(job_id).run_id
+    wait(w, run_id)
+    first = w.jobs.repair_run(run_id, rerun_tasks=["b"], rerun_dependent_tasks=True).response.repair_id
+    wait(w, run_id)
+    w.jobs.repair_run(run_id, rerun_tasks=["c"], latest_repair_id=first)
+    wait(w, run_id)
+
+    run = w.jobs.get_run(run_id, include_history=True)
+
+    # The newest execution's attempts first, so a task's last-listed attempt is its oldest.
+    assert [t.task_key for t in run.tasks] == ["c", "b", "c", "a", "d", "b", "c"]
+    assert attempts_by_execution(run) == [["a", "d", "b", "c"], ["b", "c"], ["c"]]
+    assert [t.run_id for t in run.tasks] == [
+        i for h in reversed(run.repair_history) for i in h.task_run_ids]
+    # attempt_number counts retries (max_retries), and a repair is no retry.
+    assert {t.attempt_number for t in run.tasks} == {0}
+    assert results(run) == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS", "d": "SUCCESS"}
 
 
 # -- parameters ------------------------------------------------------------------------------
@@ -348,7 +381,7 @@ def test_job_parameters_reach_the_task_and_a_repair_without_them_uses_the_defaul
     w.jobs.repair_run(run_id, rerun_tasks=["load"])
     repaired = wait(w, run_id)
 
-    first_task, second_task = sorted(repaired.tasks, key=lambda t: t.attempt_number)
+    second_task, first_task = repaired.tasks  # the repair's attempt is listed first
     assert [r["args"] for r in records(out, "load")] == [
         ["--date=2024-06-30", str(job_id), str(run_id), str(first_task.run_id), "load",
          str(first_task.run_id), "{{not.a.namespace}}"],
@@ -431,7 +464,8 @@ def test_a_run_now_retried_after_a_lost_answer_with_its_idempotency_token_makes_
 
 
 def test_max_concurrent_runs_skips_a_new_run_or_queues_it_when_the_job_queues(ws, w, script, out):
-    skipping = create_job(w, [task("load", script, out, seconds=0.5)], name="skipping")
+    skipping = create_job(w, [task("load", script, out, seconds=0.5)], name="skipping",
+                          queue=jobs.QueueSettings(enabled=False))
     queueing = create_job(w, [task("queued", script, out, seconds=0.5)], name="queueing",
                           queue=jobs.QueueSettings(enabled=True))
 
@@ -447,6 +481,28 @@ def test_max_concurrent_runs_skips_a_new_run_or_queues_it_when_the_job_queues(ws
     assert wait(w, queued).state.result_state == jobs.RunResultState.SUCCESS
     assert wait(w, queued).start_time >= wait(w, ahead).end_time
     assert len(records(out, "load")) == 1 and len(records(out, "queued")) == 2
+
+
+def test_a_job_created_through_api_2_2_queues_by_default_and_through_2_1_skips(ws, w, script, out):
+    queueing = create_job(w, [task("load", script, out, seconds=0.5)], name="queueing")  # SDK: 2.2
+    legacy = w.api_client.do("POST", "/api/2.1/jobs/create", body={
+        "name": "legacy", "tasks": [task("old", script, out, seconds=0.5)],
+        "job_clusters": [SHARED]})["job_id"]
+
+    assert w.jobs.get(queueing).settings.queue.enabled is True
+    assert w.jobs.get(legacy).settings.queue is None
+    first, second = w.jobs.run_now(queueing).run_id, w.jobs.run_now(queueing).run_id
+    legacy_first, legacy_second = w.jobs.run_now(legacy).run_id, w.jobs.run_now(legacy).run_id
+
+    assert w.jobs.get_run(second).state.life_cycle_state == jobs.RunLifeCycleState.QUEUED
+    assert w.jobs.get_run(legacy_second).state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED
+    assert wait(w, second).state.result_state == jobs.RunResultState.SUCCESS
+    assert wait(w, second).start_time >= wait(w, first).end_time
+    wait(w, legacy_first)
+    # A reset through 2.2 without `queue` turns queueing on too.
+    w.jobs.reset(legacy, jobs.JobSettings.from_dict(
+        {"name": "legacy", "tasks": [task("old", script, out)], "job_clusters": [SHARED]}))
+    assert w.jobs.get(legacy).settings.queue.enabled is True
 
 
 SLEEP = """
