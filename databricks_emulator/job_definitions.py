@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from .errors import bad_request
+from .pages import paged
 from .runs import now_ms
 from .task_specs import (api_version, check_task_count, non_negative_int, unique_keys,
                          validate_job_clusters, validate_tasks)
@@ -49,6 +50,7 @@ class JobDefinitions:
             router.add("POST", f"{base}/reset", self.reset)
             router.add("GET", f"{base}/get", self.get)
             router.add("GET", f"{base}/list", self.list)
+            router.add("POST", f"{base}/delete", self.delete)
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -73,27 +75,19 @@ class JobDefinitions:
         return self.job(request.query.get("job_id")).as_json()
 
     def list(self, request):
-        query = request.query
-        limit = _int(query.get("limit", "20"), "limit")
-        if not 1 <= limit <= 100:
-            raise bad_request("limit must be between 1 and 100.")
-        offset = _page_offset(query.get("page_token")) if query.get("page_token") \
-            else _int(query.get("offset", "0"), "offset")
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda job: job.job_id)
-        name = query.get("name")
+        name = request.query.get("name")
         if name is not None:  # "exact (case insensitive) job name"
             jobs = [job for job in jobs if job.settings["name"].lower() == name.lower()]
-        page = jobs[offset:offset + limit]
-        expand = query.get("expand_tasks", "").lower() == "true"
-        body = {"has_more": offset + limit < len(jobs)}
-        if page:
-            body["jobs"] = [job.as_json(with_tasks=expand) for job in page]
-        if body["has_more"]:
-            body["next_page_token"] = _page_token(offset + limit)
-        if offset > 0:
-            body["prev_page_token"] = _page_token(max(0, offset - limit))
-        return body
+        expand = request.query.get("expand_tasks", "").lower() == "true"
+        return paged([job.as_json(with_tasks=expand) for job in jobs], request.query, "jobs", 100)
+
+    def delete(self, request):
+        job = self.job(request.json().get("job_id"))
+        with self._lock:
+            del self._jobs[job.job_id]
+        return {}
 
     # -- what job_runs.py uses -----------------------------------------------------------
 
@@ -177,20 +171,3 @@ def _validate_tags(tags) -> None:
         raise bad_request("tags must map names to strings.")
     if len(tags) > MAX_TAGS:
         raise bad_request(f"A job can have at most {MAX_TAGS} tags.")
-
-
-def _int(raw, what: str) -> int:
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise bad_request(f"Invalid {what}: {raw!r}")
-
-
-def _page_token(offset: int) -> str:
-    return f"emulator-offset-{offset}"
-
-
-def _page_offset(token: str) -> int:
-    if not token.startswith("emulator-offset-"):
-        raise bad_request(f"Invalid page_token: {token!r}")
-    return _int(token[len("emulator-offset-"):], "page_token")

@@ -1,4 +1,4 @@
-"""Jobs API runs endpoints (2.2, and 2.1 for older clients): runs/submit, runs/get,
+"""Jobs API runs endpoints (2.2, and 2.1 for older clients): runs/submit, runs/get, runs/list,
 runs/get-output, runs/cancel. Submit validates the request the way Databricks would reject it
 (400) and starts the run in a background thread. Job definitions are in job_definitions.py,
 run-now and repair in job_runs.py."""
@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from .errors import bad_request
+from .pages import paged
 from .executor import Executor
 from .run_store import RunStore, parse_run_id
 from .runs import Run, TaskRun
@@ -37,6 +38,7 @@ class Jobs:
             router.add("GET", f"{base}/get", self.get)
             router.add("GET", f"{base}/get-output", self.get_output)
             router.add("POST", f"{base}/cancel", self.cancel)
+            router.add("GET", f"{base}/list", self.list_runs)
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -91,6 +93,30 @@ class Jobs:
             output["error"] = task.error or task.state_message
             output["error_trace"] = task.stderr()[-MAX_LOGS:]
         return output
+
+    def list_runs(self, request):
+        """Runs, newest first: of one job (`job_id`), of one type (`run_type`), still going
+        (`active_only`) or started since `start_time_from` (ms)."""
+        query = request.query
+        with self.store.lock:
+            runs = sorted(self.store.runs.values(), key=lambda run: run.run_id, reverse=True)
+        if query.get("job_id"):
+            runs = [run for run in runs if str(run.job_id) == query["job_id"]]
+        if query.get("run_type"):
+            runs = [run for run in runs if run.run_type == query["run_type"]]
+        if query.get("active_only", "").lower() == "true":
+            runs = [run for run in runs if not run.is_done()]
+        if query.get("start_time_from"):
+            since = int(query["start_time_from"])
+            runs = [run for run in runs if (run.start_time or run.submit_time) >= since]
+        expand = query.get("expand_tasks", "").lower() == "true"
+        bodies = []
+        for run in runs:
+            body = run.as_json()
+            if not expand:
+                body.pop("tasks")
+            bodies.append(body)
+        return paged(bodies, query, "runs", 25)
 
     def cancel(self, request):
         run = self.store.run(request.json().get("run_id"))

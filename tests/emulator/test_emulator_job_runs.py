@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from databricks.sdk.errors import BadRequest, ResourceDoesNotExist
+from databricks.sdk.errors import BadRequest, DatabricksError, ResourceDoesNotExist
 from databricks.sdk.service import jobs
 
 from databricks_emulator import ClusterStart, DatabricksEmulator
@@ -132,6 +132,27 @@ def test_create_get_reset_and_list_jobs(ws, w, script, out):
     assert not next(w.jobs.list(name="platform")).settings.tasks  # without expand_tasks
     assert len(next(w.jobs.list(name="platform", expand_tasks=True)).settings.tasks) == 1
     assert list(w.jobs.list(name="platfor")) == []
+
+    w.jobs.delete(other)
+    assert [j.job_id for j in w.jobs.list()] == [job_id]
+    with pytest.raises(DatabricksError, match=f"Job {other} does not exist"):
+        w.jobs.delete(other)
+
+
+def test_runs_list_finds_runs_by_job_type_activity_and_start(ws, w, script, out):
+    job_id = create_job(w, [task("a", script, out, seconds=30)])
+    running = w.jobs.run_now(job_id).run_id
+    submitted = w.jobs.submit(run_name="one-off", tasks=[jobs.SubmitTask.from_dict(
+        {"task_key": "x", "new_cluster": NEW_CLUSTER,
+         "spark_python_task": {"python_file": script, "parameters": [str(out), "x", "0"]}})]).result()
+
+    assert [r.run_id for r in w.jobs.list_runs(job_id=job_id)] == [running]
+    assert [r.run_id for r in w.jobs.list_runs(active_only=True)] == [running]
+    (found,) = w.jobs.list_runs(run_type=jobs.RunType.SUBMIT_RUN, expand_tasks=True)
+    assert (found.run_id, found.run_name, [t.task_key for t in found.tasks]) == (submitted.run_id, "one-off", ["x"])
+    assert [r.run_id for r in w.jobs.list_runs(limit=1)] == [submitted.run_id, running]  # newest first, paged
+    assert list(w.jobs.list_runs(start_time_from=found.start_time + 60_000)) == []
+    w.jobs.cancel_run(running)
 
 
 @pytest.mark.parametrize("change, message", [
