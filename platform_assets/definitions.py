@@ -11,9 +11,10 @@ import dagster as dg
 
 from jobs.registry import TABLES_PACKAGE, Declarations, discover
 from platform_assets.automation_sensors import automation_sensor, sensor_groups
+from platform_assets.leftover_sensors import leftover_sensors
 from platform_assets.source_sensor import source_sensor
 from platform_assets.sources import Source, landing_key, source_asset
-from platform_assets.table_assets import table_assets, table_key
+from platform_assets.table_assets import SPARK_POOL, table_assets, table_key
 from resources.landing_area import LandingArea
 from resources.runner import TableRunner
 from resources.targets import runner_from_env
@@ -78,10 +79,12 @@ def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     groups = sensor_groups(tables, catalog, tables_per_sensor())
     events = {name: group.events for group in groups for name in group.tables}
     return dg.Definitions(
-        assets=[*table_assets(tables, catalog, events), *(source_asset(source) for source in observed)],
+        assets=[*table_assets(tables, catalog, events, pool=None if runner.runs_elsewhere() else SPARK_POOL),
+                *(source_asset(source) for source in observed)],
         sensors=[
             source_sensor(observed, interval),
             *(automation_sensor(group, catalog, interval) for group in groups),
+            *(leftover_sensors() if runner.runs_elsewhere() else []),
         ],
         resources={"runner": runner, "landing": LandingArea.from_env()},
         executor=step_executor(runner),

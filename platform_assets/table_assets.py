@@ -14,8 +14,10 @@ from platform_assets.sources import landing_key
 from platform_assets.touched_days import TouchedDays
 from resources.runner import JobRequest, TableRunner
 
-# Every table job takes a slot of this pool: dagster.yaml caps the Spark jobs running at once
-# across all runs (the executor's cap only counts the steps of one run).
+# Every table job on this machine's Spark takes a slot of this pool: dagster.yaml caps the Spark
+# jobs running at once across all runs (the executor's cap only counts the steps of one run).
+# Jobs that run elsewhere (Databricks) take none: their compute is not this machine's, and a
+# task of a Databricks run must not wait for its step behind a local pool.
 SPARK_POOL = "spark_jobs"
 
 
@@ -60,7 +62,8 @@ def daily_partitions(partitions: DailyPartitions | None) -> dg.DailyPartitionsDe
     return dg.DailyPartitionsDefinition(start_date=partitions.start, end_date=partitions.end)
 
 
-def table_asset(table: Table, catalog: str, events: InputEvents, unpartitioned_inputs: tuple[str, ...] = ()) -> dg.AssetsDefinition:
+def table_asset(table: Table, catalog: str, events: InputEvents, unpartitioned_inputs: tuple[str, ...] = (),
+                pool: str | None = SPARK_POOL) -> dg.AssetsDefinition:
     """The asset that materializes `table` by running its job through the `runner` resource.
     For a daily table, `unpartitioned_inputs` are the input tables built here and not
     partitioned by day."""
@@ -118,7 +121,7 @@ def table_asset(table: Table, catalog: str, events: InputEvents, unpartitioned_i
         return dg.multi_asset(
             name="__".join(key.path),
             specs=[spec],
-            pool=SPARK_POOL,
+            pool=pool,
             # A range of days is one run (one replaceWhere); every table has the policy, so that
             # the CLI can run a selection of partitioned and unpartitioned tables with a range.
             backfill_policy=SINGLE_RUN,
@@ -131,9 +134,10 @@ def table_asset(table: Table, catalog: str, events: InputEvents, unpartitioned_i
         )(_table)
 
 
-def table_assets(tables: dict[str, Table], catalog: str, events: dict[str, InputEvents]) -> list[dg.AssetsDefinition]:
+def table_assets(tables: dict[str, Table], catalog: str, events: dict[str, InputEvents],
+                 pool: str | None = SPARK_POOL) -> list[dg.AssetsDefinition]:
     """The assets of `tables`; `events[name]` answers the gates of that table's condition (its
-    automation sensor's, platform_assets/automation_sensors.py)."""
+    automation sensor's, platform_assets/automation_sensors.py); `pool` the steps' pool."""
 
     def unpartitioned(table: Table) -> tuple[str, ...]:
         # Tables built here only: their materializations report the days they touched. An
@@ -141,5 +145,5 @@ def table_assets(tables: dict[str, Table], catalog: str, events: dict[str, Input
         return tuple(sorted(name for name in set(table.table_inputs.values())
                             if name in tables and tables[name].partitions is None))
 
-    return [table_asset(table, catalog, events[name], unpartitioned(table)) for name, table in tables.items()]
+    return [table_asset(table, catalog, events[name], unpartitioned(table), pool) for name, table in tables.items()]
 

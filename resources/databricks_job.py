@@ -9,16 +9,13 @@ parameters, which Databricks resolves when the task starts: `{{job.run_id}}` and
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import tempfile
-from contextlib import contextmanager
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service import jobs
 
 from jobs.contract import TaskFolder
@@ -29,8 +26,12 @@ DEFINITIONS_MODULE = "platform_assets.definitions"
 SETTINGS_TAG = "platform_settings_sha"  # the hash of the settings a reset last applied
 PIPES_ROOT_PARAMETER = "pipes_root"
 CONTEXT_WAIT_PARAMETER = "context_wait_seconds"
-# Dagster runs at once may each hold a run of the job; the pools and run queue limit them.
+# Dagster runs at once may each hold a run of the job; the run queue limits them.
 MAX_CONCURRENT_RUNS = 100
+# A cluster opens at most 150 execution contexts, one per running Python task ("Too many
+# execution contexts are open right now"); a job cluster serves at most this many tasks, so a
+# run never runs more on one cluster, however many of its tasks are ready at once.
+MAX_TASKS_PER_CLUSTER = 150
 
 
 def task_key(table: str) -> str:
@@ -56,14 +57,18 @@ class JobSpec:
 
     def settings(self) -> dict:
         """The job's settings (`jobs/create` body, `jobs/reset` new_settings)."""
-        clusters: dict[str, dict] = {}  # job_cluster_key -> new_cluster, one per distinct spec
+        # job_cluster_key -> new_cluster: one per distinct spec and MAX_TASKS_PER_CLUSTER tasks
+        clusters: dict[str, dict] = {}
+        served: Counter[str] = Counter()
         tasks = []
         for name in build_order(self.tables):
             fields = dict(self.compute[name])
             if "new_cluster" in fields:
                 cluster = fields.pop("new_cluster")
-                key = next((k for k, c in clusters.items() if c == cluster), f"cluster_{len(clusters) + 1}")
+                key = next((k for k, c in clusters.items() if c == cluster and served[k] < MAX_TASKS_PER_CLUSTER),
+                           f"cluster_{len(clusters) + 1}")
                 clusters[key] = cluster
+                served[key] += 1
                 fields["job_cluster_key"] = key
             upstream = sorted(set(self.tables[name].table_inputs.values()) & set(self.tables))
             task = {
@@ -90,6 +95,8 @@ class JobSpec:
                 {"name": CONTEXT_WAIT_PARAMETER, "default": str(self.context_wait_seconds)},
             ],
             "max_concurrent_runs": MAX_CONCURRENT_RUNS,
+            # Said outright: API 2.2 queues by default and 2.1 skips a run over the limit.
+            "queue": {"enabled": True},
             "tags": {"managed_by": "dagster", "code_location": DEFINITIONS_MODULE},
         }
         if self.environments:
@@ -99,33 +106,38 @@ class JobSpec:
 
 def ensure_job(workspace: WorkspaceClient, spec: JobSpec) -> int:
     """The id of the job named `spec.name`, created or reset to `spec`'s settings if they
-    differ (one job per name, however many steps ask at once on this machine)."""
+    differ. Safe from any number of steps on any number of machines without a lock: a create
+    that races another leaves two jobs of the name, and every caller converges on the oldest
+    (lowest id), deleting the others once nothing runs them."""
     settings = spec.settings()
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    settings["tags"][SETTINGS_TAG] = digest
-    with machine_lock(f"job-{hashlib.sha256(spec.name.encode()).hexdigest()[:16]}"):
-        found = list(workspace.jobs.list(name=spec.name))
-        if not found:
-            return workspace.jobs.create(**_create_args(settings)).job_id
-        job = workspace.jobs.get(found[0].job_id)
-        if (job.settings.tags or {}).get(SETTINGS_TAG) != digest:
-            workspace.jobs.reset(job.job_id, jobs.JobSettings.from_dict(settings))
-        return job.job_id
+    settings["tags"][SETTINGS_TAG] = settings_digest(settings)
+    found = _jobs_named(workspace, spec.name)
+    if not found:
+        workspace.jobs.create(**_create_args(settings))
+        found = _jobs_named(workspace, spec.name)
+    job_id, *duplicates = found
+    for duplicate in duplicates:
+        if not any(True for _ in workspace.jobs.list_runs(job_id=duplicate, active_only=True)):
+            try:
+                workspace.jobs.delete(duplicate)
+            except DatabricksError:  # another caller deleted it first ("Job N does not exist")
+                pass
+    job = workspace.jobs.get(job_id)
+    if (job.settings.tags or {}).get(SETTINGS_TAG) != settings["tags"][SETTINGS_TAG]:
+        workspace.jobs.reset(job_id, jobs.JobSettings.from_dict(settings))
+    return job_id
+
+
+def settings_digest(settings: dict) -> str:
+    """The hash of a job's settings, kept as its SETTINGS_TAG."""
+    untagged = {**settings, "tags": {k: v for k, v in settings["tags"].items() if k != SETTINGS_TAG}}
+    return hashlib.sha256(json.dumps(untagged, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _jobs_named(workspace: WorkspaceClient, name: str) -> list[int]:
+    return sorted(job.job_id for job in workspace.jobs.list(name=name))
 
 
 def _create_args(settings: dict) -> dict:
     request = jobs.JobSettings.from_dict(settings)
     return {name: getattr(request, name) for name in settings}
-
-
-@contextmanager
-def machine_lock(name: str) -> Iterator[None]:
-    """An exclusive lock shared by every process on this machine (steps run in several)."""
-    path = Path(tempfile.gettempdir()) / f"platform-databricks-{name}.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-

@@ -2,17 +2,20 @@
 
 import hashlib
 import os
+import re
+import time
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 import yaml
 from pydantic import model_validator
-from dagster_databricks import PipesDatabricksClient, PipesDbfsMessageReader
+from dagster_databricks import PipesDatabricksClient
 
-# The serverless client is not exported from the package root in 0.29.27.
+# The serverless client and the volume channel are not exported from the package root in 0.29.27.
 from dagster_databricks.pipes import (
     PipesDatabricksServerlessClient,
+    PipesUnityCatalogVolumesContextInjector,
     PipesUnityCatalogVolumesMessageReader,
 )
 from databricks.sdk import WorkspaceClient
@@ -21,12 +24,26 @@ from databricks.sdk.service import compute, jobs
 
 from jobs.contract import SparkTarget
 from jobs.registry import dependents, discover
-from resources.databricks_job import PIPES_ROOT_PARAMETER, JobSpec, ensure_job, task_key
-from resources.databricks_shared_run import abort_tasks, follow_task, run_tables, start_or_join
+from resources.databricks_job import (
+    DEFINITIONS_MODULE, MAX_TASKS_PER_CLUSTER, PIPES_ROOT_PARAMETER, JobSpec, ensure_job, task_key,
+)
+from resources.databricks_shared_run import (
+    abort_tasks, cancel_if_running, failure_reason, follow_task, run_tables, start_or_join,
+)
 from resources.job_package import build_job_package, upload_if_absent
 from resources.runner import JobRequest, TableRunner
 
 SERVERLESS_ENVIRONMENT = "platform"
+DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+VOLUME_PATH = re.compile(r"/Volumes/[^/]+/[^/]+/[^/]+(/|$)")
+# The settings without a default that works on every workspace, and what each one is.
+REQUIRED_SETTINGS = {
+    "deployment": "this Dagster deployment's name: dev, prod, a branch",
+    "landing_dir": "where the landing files are, e.g. /Volumes/<catalog>/landing/tpch",
+    "artifacts_dir": "a volume folder for the job package, e.g. /Volumes/<catalog>/platform/artifacts",
+    "pipes_volume": "a volume folder for Pipes' context and message files, e.g. /Volumes/<catalog>/platform/pipes",
+    "compute": "the tasks' compute: a new cluster's node_type_id, or existing_cluster_id, or serverless: true",
+}
 
 
 class DatabricksCompute(dg.Config):
@@ -36,7 +53,9 @@ class DatabricksCompute(dg.Config):
     existing_cluster_id: str | None = None
     serverless: bool = False
     spark_version: str = "17.3.x-scala2.13"
-    node_type_id: str = "i3.xlarge"
+    # No default: node types differ per cloud (i3.xlarge on AWS, Standard_D4ds_v5 on Azure,
+    # n2-standard-4 on GCP). A new cluster needs this or instance_pool_id.
+    node_type_id: str | None = None
     num_workers: int = 1
     autoscale_min_workers: int | None = None  # both set: autoscale instead of num_workers
     autoscale_max_workers: int | None = None
@@ -51,6 +70,9 @@ class DatabricksCompute(dg.Config):
             raise ValueError("compute: choose serverless or existing_cluster_id, not both")
         if (self.autoscale_min_workers is None) != (self.autoscale_max_workers is None):
             raise ValueError("compute: set both autoscale_min_workers and autoscale_max_workers")
+        if not (self.serverless or self.existing_cluster_id or self.node_type_id or self.instance_pool_id):
+            raise ValueError("compute: a new cluster needs node_type_id (it differs per cloud: i3.xlarge on "
+                             "AWS, Standard_D4ds_v5 on Azure, n2-standard-4 on GCP) or instance_pool_id")
         return self
 
     def task_fields(self) -> dict:
@@ -86,21 +108,26 @@ MAX_TASK_KEY_LENGTH = 100
 
 class DatabricksRunner(TableRunner):
     """Runs table jobs on Databricks. By default the tables of one Dagster run are the tasks
-    of one run of the platform's job (resources/databricks_shared_run.py), sharing its job
+    of one run of the deployment's job (resources/databricks_shared_run.py), sharing its job
     clusters; with `run_per_table`, each table is a one-off run of its own (`runs/submit`).
 
-    The job package is uploaded to `artifacts_dir` once per content. Tables are Unity Catalog
-    tables unless `warehouse_dir` names a directory of Delta tables.
+    The job package is uploaded to `artifacts_dir` once per content; Pipes' files go in
+    `pipes_volume`. Tables are Unity Catalog tables unless `warehouse_dir` names a directory of
+    Delta tables.
     """
 
     host: str
     token: str
-    landing_dir: str = "/Volumes/main/landing/tpch"
+    # Names the job this Dagster deployment manages (dev, prod, a branch): deployments that
+    # share a workspace each run their own job, with their own code.
+    deployment: str
+    landing_dir: str
     warehouse_dir: str | None = None
-    # A volume: runtimes 15+ refuse libraries from the DBFS root, and serverless needs one.
-    artifacts_dir: str = "/Volumes/main/platform/artifacts"
-    pipes_volume: str | None = None  # a volume for Pipes files; serverless needs one
-    compute: DatabricksCompute = DatabricksCompute()
+    # Volumes, not the DBFS root: Databricks deprecates it, new accounts and admins turn it off,
+    # runtimes 15+ refuse libraries from it, and every workspace user can read it.
+    artifacts_dir: str
+    pipes_volume: str
+    compute: DatabricksCompute  # of every table's task, unless compute_by_table names its own
     compute_by_table: dict[str, DatabricksCompute] = {}  # "schema.table" -> its own compute
     poll_interval_seconds: float = 5.0
     timeout_seconds: int = 0  # 0: no limit
@@ -109,17 +136,31 @@ class DatabricksRunner(TableRunner):
     run_per_table: bool = False
     # How long a task of a shared run waits for its step to give it its Pipes context.
     context_wait_seconds: int = 1800
-    job_name: str = "dagster platform_assets.definitions"  # the managed job, in the Jobs UI
+
+    @model_validator(mode="before")
+    @classmethod
+    def _required_settings_named(cls, settings):
+        if isinstance(settings, dict):
+            missing = [name for name in REQUIRED_SETTINGS if not settings.get(name)]
+            if missing:
+                raise ValueError("the Databricks target needs " + "; ".join(
+                    f"{name} ({REQUIRED_SETTINGS[name]})" for name in missing) + " in PLATFORM_DATABRICKS_CONFIG")
+        return settings
 
     @model_validator(mode="after")
-    def _serverless_has_volumes(self) -> "DatabricksRunner":
-        computes = {"compute": self.compute, **{f"compute_by_table.{k}": v for k, v in self.compute_by_table.items()}}
-        for where, spec in computes.items():
-            if spec.serverless and not self.pipes_volume:
-                raise ValueError(f"{where} is serverless: set pipes_volume to a /Volumes/... path")
-            if spec.serverless and not self.artifacts_dir.startswith("/Volumes/"):
-                raise ValueError(f"{where} is serverless: artifacts_dir must be a /Volumes/... path")
+    def _settings_are_well_formed(self) -> "DatabricksRunner":
+        if not DEPLOYMENT_NAME.fullmatch(self.deployment):
+            raise ValueError(f"deployment {self.deployment!r}: use 1-40 letters, digits, '-' or '_'")
+        for name in ("artifacts_dir", "pipes_volume"):
+            if not VOLUME_PATH.match(getattr(self, name)):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not in a Unity Catalog volume: "
+                                 "use /Volumes/<catalog>/<schema>/<volume>[/folder]")
         return self
+
+    @property
+    def job_name(self) -> str:
+        """The deployment's job, in the Jobs UI."""
+        return f"{DEFINITIONS_MODULE} [{self.deployment}]"
 
     @classmethod
     def from_env(cls) -> "DatabricksRunner":
@@ -141,6 +182,13 @@ class DatabricksRunner(TableRunner):
         unknown = sorted(set(self.compute_by_table) - declared)
         if unknown:
             raise ValueError(f"compute_by_table names undeclared table(s) {unknown}")
+        on_existing = Counter(c.existing_cluster_id for c in (self._compute(t) for t in declared) if c.existing_cluster_id)
+        crowded = {cluster: n for cluster, n in on_existing.items() if n > MAX_TASKS_PER_CLUSTER}
+        if crowded and not self.run_per_table:
+            raise ValueError(
+                f"existing_cluster_id: {crowded} tables on one all-purpose cluster, which opens at most "
+                f"{MAX_TASKS_PER_CLUSTER} execution contexts at once; give some tables other compute "
+                "(compute_by_table) or use job clusters")
         too_long = sorted(t for t in declared if len(task_key(t)) > MAX_TASK_KEY_LENGTH)
         if too_long:
             raise ValueError(
@@ -153,6 +201,19 @@ class DatabricksRunner(TableRunner):
                 f"the platform's one job, which Databricks limits to {MAX_TASKS_PER_JOB:,} tasks; "
                 f"tables per schema: {dict(sorted(schemas.items()))}. Set run_per_table: true in "
                 "PLATFORM_DATABRICKS_CONFIG (a run per table) until the job is split")
+
+    def runs_elsewhere(self) -> bool:
+        return True
+
+    def jobs_at_once(self) -> int:
+        # Every step whose table is ready runs: a task that Databricks started waits for its
+        # step, holding an execution context, so Dagster must not hold the step back. A step
+        # only follows its task; the steps ready at once are at most the graph's width.
+        return MAX_TASKS_PER_JOB
+
+    def cancel_leftovers(self, run: dg.DagsterRun) -> str | None:
+        cancelled = cancel_if_running(self.workspace_client(), run)
+        return None if cancelled is None else f"Databricks run {cancelled}"
 
     def workspace_client(self) -> WorkspaceClient:
         return WorkspaceClient(config=Config(host=self.host, token=self.token))
@@ -187,7 +248,7 @@ class DatabricksRunner(TableRunner):
         )
         job_id = ensure_job(workspace, spec)
         in_run = run_tables(context, request.catalog, tables)
-        shared = start_or_join(context, workspace, job_id, in_run, {PIPES_ROOT_PARAMETER: pipes_root})
+        shared = start_or_join(context, workspace, job_id, in_run, {PIPES_ROOT_PARAMETER: pipes_root}, wheel)
         job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                  spark=SparkTarget(), ran_on="Databricks", conflict_retries=3)
         # The tasks that wait on this step in this run: its own, and those Dagster will then skip.
@@ -210,7 +271,7 @@ class DatabricksRunner(TableRunner):
         return self.compute_by_table.get(table, self.compute)
 
     def _pipes_root(self) -> str:
-        return f"{self.pipes_volume}/shared_runs" if self.pipes_volume else "/tmp/platform-pipes"
+        return f"{self.pipes_volume.rstrip('/')}/shared_runs"
 
     def _environments(self, wheel: str, tables) -> list[dict]:
         if not any(self._compute(name).serverless for name in tables):
@@ -248,10 +309,14 @@ class DatabricksRunner(TableRunner):
         # The job takes the session of the compute it runs on.
         job = request.parameters(landing_dir=self.landing_dir, warehouse_dir=self.warehouse_dir,
                                  spark=SparkTarget(), ran_on="Databricks")
-        invocation = self._client(workspace, compute_spec).run(
-            context=context, extras=job.to_extras(), task=jobs.SubmitTask.from_dict(task),
-            submit_args=submit_args,
-        )
+        started_ms = int(time.time() * 1000)
+        try:
+            invocation = self._client(workspace, compute_spec).run(
+                context=context, extras=job.to_extras(), task=jobs.SubmitTask.from_dict(task),
+                submit_args=submit_args,
+            )
+        except Exception as error:  # dagster-databricks raises DagsterPipesExecutionError, not in dg.*
+            raise dg.Failure(self._submitted_failure(workspace, submit_args["run_name"], started_ms, error)) from error
         # When the Dagster run is terminated, dagster-databricks cancels the Databricks run and
         # returns normally: the step must fail, not report what the job wrote before the cancel.
         run_id = int(invocation.metadata["Databricks Job Run ID"].value)
@@ -262,19 +327,26 @@ class DatabricksRunner(TableRunner):
                              "was terminated")
         return invocation.get_materialize_result()
 
+    def _submitted_failure(self, workspace: WorkspaceClient, run_name: str, since_ms: int,
+                           error: Exception) -> str:
+        """Why a table's own run failed: dagster-databricks says only the run's state message,
+        and the error is in the `runs/get-output` of its task run."""
+        runs = workspace.jobs.list_runs(run_type=jobs.RunType.SUBMIT_RUN, start_time_from=since_ms - 60_000,
+                                        expand_tasks=True)
+        run = next((r for r in runs if r.run_name == run_name), None)
+        if run is None or not run.tasks:
+            return str(error)
+        task = run.tasks[0]
+        return f"Databricks run {run.run_id} failed: {failure_reason(workspace, task.run_id, task.state)}"
+
     def _client(self, workspace: WorkspaceClient, compute_spec: DatabricksCompute):
-        if compute_spec.serverless:
-            reader = PipesUnityCatalogVolumesMessageReader(
-                client=workspace, volume_path=self.pipes_volume,
-                interval=self.poll_interval_seconds, include_stdio_in_messages=True,
-            )
-            return PipesDatabricksServerlessClient(
-                client=workspace, volume_path=self.pipes_volume, message_reader=reader,
-                poll_interval_seconds=self.poll_interval_seconds,
-            )
-        reader = PipesDbfsMessageReader(
-            client=workspace, interval=self.poll_interval_seconds, include_stdio_in_messages=True
+        """dagster-databricks' client for the compute, with Pipes' files on the volume."""
+        injector = PipesUnityCatalogVolumesContextInjector(client=workspace, volume_path=self.pipes_volume)
+        reader = PipesUnityCatalogVolumesMessageReader(
+            client=workspace, volume_path=self.pipes_volume,
+            interval=self.poll_interval_seconds, include_stdio_in_messages=True,
         )
-        return PipesDatabricksClient(
-            client=workspace, message_reader=reader, poll_interval_seconds=self.poll_interval_seconds
-        )
+        client = PipesDatabricksServerlessClient if compute_spec.serverless else PipesDatabricksClient
+        extra = {"volume_path": self.pipes_volume} if compute_spec.serverless else {}
+        return client(client=workspace, context_injector=injector, message_reader=reader,
+                      poll_interval_seconds=self.poll_interval_seconds, **extra)

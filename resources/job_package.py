@@ -16,14 +16,13 @@ import base64
 import hashlib
 import importlib.util
 import io
-import uuid
 import zipfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import NotFound, ResourceAlreadyExists
+from databricks.sdk.errors import NotFound
 
 from resources.paths import PROJECT_DIR
 
@@ -102,28 +101,13 @@ def _b64_sha256(content: bytes) -> str:
 
 
 def upload_if_absent(client: WorkspaceClient, directory: str, artifact: Artifact) -> tuple[str, bool]:
-    """Upload `artifact` into `directory` (`dbfs:/...` or `/Volumes/...`) unless a file of
-    that name is there; return its path and whether it was uploaded."""
+    """Upload `artifact` into the volume folder `directory` unless a file of that name is there;
+    return its path and whether it was uploaded. One PUT: the file appears whole, so a parallel
+    step never installs half a wheel."""
     path = f"{directory.rstrip('/')}/{artifact.name}"
-    on_volume, dbfs_path = path.startswith("/Volumes/"), path.removeprefix("dbfs:")
     try:
-        if on_volume:
-            client.files.get_metadata(path)
-        else:
-            client.dbfs.get_status(dbfs_path)
+        client.files.get_metadata(path)
         return path, False
     except NotFound:
-        pass
-    content = io.BytesIO(artifact.content)
-    if on_volume:  # one PUT: the file appears whole
-        client.files.upload(path, content, overwrite=True)
+        client.files.upload(path, io.BytesIO(artifact.content), overwrite=True)
         return path, True
-    # A DBFS upload is create, add-block..., close, and the file is visible from create on:
-    # write aside and move into place, so a parallel step never submits a half-written wheel.
-    staging = f"{dbfs_path}.{uuid.uuid4().hex}.partial"
-    client.dbfs.upload(staging, content, overwrite=True)
-    try:
-        client.dbfs.move(staging, dbfs_path)
-    except ResourceAlreadyExists:  # a parallel step moved the same content there first
-        client.dbfs.delete(staging)
-    return path, True

@@ -52,3 +52,12 @@ class TableRunner(dg.ConfigurableResource):
 
     def check_tables(self, declared: set[str]) -> None:
         """Raise if the runner's settings name a table that is not declared."""
+
+    def runs_elsewhere(self) -> bool:
+        """Whether a job can outlive the Dagster run that started it (it runs on other machines,
+        which a dead run worker cannot take down with it)."""
+        return False
+
+    def cancel_leftovers(self, run: dg.DagsterRun) -> str | None:
+        """Cancel what an ended Dagster run left running elsewhere; say what, or None."""
+        return None

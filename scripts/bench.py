@@ -55,21 +55,14 @@ from scripts.setup_local import link_instance_config
 # Puts the event-log timer (a sitecustomize module) into the processes of the timed Dagster run.
 EVENT_TIMING_DIR = Path(__file__).parent / "event_timing"
 
-# The job package goes to a volume (Files API PUT, raw bytes) or is streamed to DBFS (add-block,
-# base64 JSON); Pipes puts each task's small context file with one dbfs put.
-PIPES_UPLOAD_PATH = "/api/2.0/dbfs/put"
+FILES_API = "/api/2.0/fs/files"  # every upload is a Files API PUT to a volume
 WARM_UP_PASSES = 2
 BENCH_DATABASE = "dagster_bench"  # the PostgreSQL instance's database, emptied at each bench
 
 
-def is_package_upload(request) -> bool:
-    return request.path == "/api/2.0/dbfs/add-block" or (
-        request.method == "PUT" and request.path.startswith("/api/2.0/fs/files/")
-    )
-
-
-def is_pipes_upload(request) -> bool:
-    return request.path == PIPES_UPLOAD_PATH
+def uploaded_bytes(requests, directory: str) -> int:
+    """Bytes uploaded under a volume directory (the job package's, or the Pipes files')."""
+    return sum(len(r.body) for r in requests if r.method == "PUT" and r.path.startswith(FILES_API + directory))
 
 
 class PeakMemory:
@@ -192,7 +185,7 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
 
     from platform_assets.table_assets import table_key
     from scripts.runs import materialize_tables
-    from scripts.emulated_workspace import emulated_runner, start_emulator
+    from scripts.emulated_workspace import ARTIFACTS_DIR, PIPES_VOLUME, emulated_runner, start_emulator
 
     # Only the figures below, not Dagster's step-by-step log and preview warnings.
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -223,8 +216,8 @@ def databricks_graph(work: Path, landing: Path) -> list[dict]:
                     "cluster_starts": workspace.cluster_start_count - starts_before,
                     "runs": len(workspace.runs) - runs_before,
                     "requests": len(requests),
-                    "package_bytes": sum(len(r.body) for r in requests if is_package_upload(r)),
-                    "pipes_bytes": sum(len(r.body) for r in requests if is_pipes_upload(r)),
+                    "package_bytes": uploaded_bytes(requests, ARTIFACTS_DIR),
+                    "pipes_bytes": uploaded_bytes(requests, PIPES_VOLUME),
                     "wall": wall,
                     "overheads": [
                         t.step_seconds - t.report.session_seconds - t.report.build_seconds for t in tables

@@ -17,24 +17,36 @@ def start_emulator(root: Path, token: str) -> DatabricksEmulator:
     """An emulator whose task processes see its DBFS and volumes where a cluster mounts them,
     none of this process's DATABRICKS_* settings, and the warm local Spark server as their
     cluster's Spark: like Python on a standard access mode cluster, which reaches the cluster's
-    Spark through Spark Connect (`SPARK_REMOTE`)."""
+    Spark through Spark Connect (`SPARK_REMOTE`). Its DBFS root is disabled, as on new accounts:
+    the platform keeps everything on volumes."""
     task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     task_env |= {
         DBFS_MOUNT_ENV: str(root / "dbfs"),
         VOLUMES_MOUNT_ENV: str(root / "volumes"),
         "SPARK_REMOTE": LocalSparkServer.from_env().ensure_running(),
     }
-    return DatabricksEmulator(root, token=token, env=task_env).start()
+    return DatabricksEmulator(root, token=token, env=task_env, dbfs_root_enabled=False).start()
+
+
+# Where the emulated deployment keeps its job package and its Pipes files.
+ARTIFACTS_DIR = "/Volumes/main/platform/artifacts"
+PIPES_VOLUME = "/Volumes/main/platform/pipes"
+
+
+def emulated_settings(warehouse: Path, landing: str) -> dict:
+    """The settings file of the Databricks target on the emulator: tables are directory tables."""
+    return {
+        "deployment": "test", "landing_dir": landing, "warehouse_dir": str(warehouse),
+        "artifacts_dir": ARTIFACTS_DIR, "pipes_volume": PIPES_VOLUME,
+        "compute": {"node_type_id": "emulated"}, "poll_interval_seconds": 0.2,
+    }
 
 
 def emulated_runner(warehouse: Path, landing: str, **settings) -> DatabricksRunner:
     """The Databricks runner as configured for the emulator: DATABRICKS_HOST / _TOKEN point at
-    it, and tables are directory tables."""
+    it; `settings` replace the emulated ones."""
     return DatabricksRunner(
         host=dg.EnvVar("DATABRICKS_HOST"),
         token=dg.EnvVar("DATABRICKS_TOKEN"),
-        landing_dir=landing,
-        warehouse_dir=str(warehouse),
-        poll_interval_seconds=0.2,
-        **settings,
+        **(emulated_settings(warehouse, landing) | settings),
     )

@@ -18,24 +18,27 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from databricks.sdk import WorkspaceClient
 from deltalake import DeltaTable
 
 from jobs.registry import build_order, discover
 from jobs.runtime import build_table
 from jobs.warehouse import Warehouse
-from resources.databricks_shared_run import SharedRun
+from resources.databricks_shared_run import SharedRun, check_package
 from resources.paths import PROJECT_DIR
-from scripts.runs import every_day, latest_run, materialize_tables
+from scripts.runs import every_day, latest_run, materialize_command, materialize_tables
 from scripts.runs import materialize as cli_materialize
 from platform_assets.table_assets import table_key
 from resources.databricks_runner import DatabricksCompute
 from resources.job_package import build_job_package
-from scripts.emulated_workspace import emulated_runner, start_emulator
+from scripts.emulated_workspace import ARTIFACTS_DIR, PIPES_VOLUME, emulated_runner, emulated_settings, start_emulator
 from scripts.setup_local import link_instance_config
 from tests.landed_files import land_new_orders
 
 TOKEN = "dapi-emulator-0123456789abcdef"
+# A CLI run of one table takes 30-60 s on 2 cores (two at once: up to 90 s); three times that.
+CLI_RUN_BOUND_SECONDS = 300
 ORDERS = table_key("main", "bronze.orders")
 TASKS = ["bronze__orders", "bronze__lineitem", "bronze__customers", "silver__order_lines",
          "gold__daily_nation_revenue"]
@@ -159,9 +162,9 @@ def test_the_whole_graph_is_one_databricks_run_of_five_tasks_on_one_cluster(
     assert_same_contents(warehouse, local_build, discover().tables)
 
 
-def test_the_platform_manages_one_job_named_after_the_code_location(graph_run, workspace, credentials):
+def test_the_deployment_manages_one_job_named_after_the_code_location_and_itself(graph_run, workspace, credentials):
     client = WorkspaceClient(host=workspace.host, token=TOKEN)
-    (job,) = client.jobs.list(name="dagster platform_assets.definitions", expand_tasks=True)
+    (job,) = client.jobs.list(name="platform_assets.definitions [test]", expand_tasks=True)
     settings = job.settings
     assert [c.job_cluster_key for c in settings.job_clusters] == ["cluster_1"]
     by_key = {t.task_key: t for t in settings.tasks}
@@ -173,13 +176,13 @@ def test_the_platform_manages_one_job_named_after_the_code_location(graph_run, w
 
 def test_a_changed_compute_resets_the_same_job(graph_run, workspace, instance, warehouse, landing):
     client = WorkspaceClient(host=workspace.host, token=TOKEN)
-    (before,) = client.jobs.list(name="dagster platform_assets.definitions")
+    (before,) = client.jobs.list(name="platform_assets.definitions [test]")
     runner = emulated_runner(warehouse, landing, compute_by_table={
-        "silver.order_lines": DatabricksCompute(num_workers=4)})
+        "silver.order_lines": DatabricksCompute(node_type_id="emulated", num_workers=4)})
 
     assert materialize(instance, runner, selection=[ORDERS]).success
 
-    (after,) = client.jobs.list(name="dagster platform_assets.definitions", expand_tasks=True)
+    (after,) = client.jobs.list(name="platform_assets.definitions [test]", expand_tasks=True)
     assert after.job_id == before.job_id
     by_key = {t.task_key: t for t in after.settings.tasks}
     assert by_key["silver__order_lines"].job_cluster_key != by_key["bronze__orders"].job_cluster_key
@@ -258,7 +261,13 @@ def test_reexecuting_a_run_whose_silver_task_failed_repairs_the_same_databricks_
         **{f"bronze__{t}": "SUCCESS" for t in ("orders", "lineitem", "customers")},
         "silver__order_lines": "FAILED", "gold__daily_nation_revenue": "UPSTREAM_FAILED"}
     assert set(_materialized(instance, failed.run_id)) == {f"main.bronze.{t}" for t in ("orders", "lineitem", "customers")}
+    # runs/get says only that the task failed; its runs/get-output says why.
+    assert "task silver__order_lines of Databricks run" in _errors(instance, failed.run_id)
+    assert "Injected: executor lost" in _errors(instance, failed.run_id)
     starts_before = workspace.cluster_start_count
+    # The repair is made, but its answer is lost; the SDK sends it again, and Databricks refuses
+    # a second repair of a run that is running again. The step adopts the repair that was made.
+    workspace.faults.http_error("POST", "/api/2.2/jobs/runs/repair", status=503, after_handling=True)
 
     rerun = subprocess.run([sys.executable, "-m", "scripts.reexecute", failed.run_id],
                            cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
@@ -271,6 +280,7 @@ def test_reexecuting_a_run_whose_silver_task_failed_repairs_the_same_databricks_
     assert attempts == {"bronze__orders": 1, "bronze__lineitem": 1, "bronze__customers": 1,
                         "silver__order_lines": 2, "gold__daily_nation_revenue": 2}
     assert run.result_state == "SUCCESS" and workspace.cluster_start_count - starts_before == 1
+    assert len(run.executions) == 2  # one repair, though runs/repair was sent twice
     # Bronze was not rebuilt. In the failed run's first pass customers (a merge) made one new
     # version; orders and line items found no new landing files and made none.
     assert {t: DeltaTable(str(warehouse / "main/bronze" / t)).version() for t in bronze_versions} == {
@@ -294,7 +304,9 @@ def test_a_failed_blocking_check_ends_the_dependent_tasks_instead_of_leaving_the
     assert ended["bronze__orders"].result_state == "SUCCESS"  # its job ran; Dagster failed the check
     # Line items read orders: their task ends first, and what reads them after it.
     assert ended["bronze__lineitem"].result_state == "FAILED"
-    assert "blocking check(s) ['unique_o_orderkey'] of main.bronze.orders failed" in ended["bronze__lineitem"].state_message
+    client = WorkspaceClient(host=workspace.host, token=TOKEN)
+    why = client.jobs.get_run_output(ended["bronze__lineitem"].run_id).error
+    assert "blocking check(s) ['unique_o_orderkey'] of main.bronze.orders failed" in why
     assert ended["silver__order_lines"].result_state == ended["gold__daily_nation_revenue"].result_state == "UPSTREAM_FAILED"
 
 
@@ -350,10 +362,7 @@ def interrupt_once_running(workspace, before: set) -> None:
 def test_an_existing_cluster_runs_every_task_and_starts_none(
     graph_run, workspace, instance, warehouse, landing
 ):
-    runner = emulated_runner(
-        warehouse, landing, artifacts_dir="dbfs:/FileStore/platform/jobs",
-        compute=DatabricksCompute(existing_cluster_id="0101-shared-cluster"),
-    )
+    runner = emulated_runner(warehouse, landing, compute=DatabricksCompute(existing_cluster_id="0101-shared-cluster"))
     before, starts_before = set(workspace.runs), workspace.cluster_start_count
 
     result = materialize(instance, runner, selection=[ORDERS])
@@ -364,21 +373,13 @@ def test_an_existing_cluster_runs_every_task_and_starts_none(
     (task,) = run.tasks
     assert task.spec["existing_cluster_id"] == "0101-shared-cluster" and "job_cluster_key" not in task.spec
     assert not run.submitted.get("job_clusters")  # the job's settings: no job cluster at all
-    wheel = build_job_package().wheel.name
-    assert task.spec["libraries"] == [{"whl": f"dbfs:/FileStore/platform/jobs/{wheel}"}]
-    shipped = sorted(p.name for p in (workspace.dbfs_root / "FileStore/platform/jobs").iterdir())
-    assert shipped == sorted([wheel, build_job_package().launcher.name])  # no staging copies left
+    assert task.spec["libraries"] == [{"whl": f"{ARTIFACTS_DIR}/{build_job_package().wheel.name}"}]
 
 
-def test_serverless_runs_the_tasks_on_its_environment_with_pipes_files_on_a_volume(
+def test_serverless_runs_the_tasks_on_its_environment(
     graph_run, workspace, instance, warehouse, landing
 ):
-    runner = emulated_runner(
-        warehouse, landing,
-        compute=DatabricksCompute(serverless=True),
-        artifacts_dir="/Volumes/main/platform/artifacts",
-        pipes_volume="/Volumes/main/platform/pipes",
-    )
+    runner = emulated_runner(warehouse, landing, compute=DatabricksCompute(serverless=True))
     before, starts_before = set(workspace.runs), workspace.cluster_start_count
 
     result = materialize(instance, runner, selection=[ORDERS])
@@ -389,9 +390,9 @@ def test_serverless_runs_the_tasks_on_its_environment_with_pipes_files_on_a_volu
     assert task.spec["environment_key"] == "platform" and workspace.cluster_start_count == starts_before
     (environment,) = run.submitted["environments"]
     assert environment["spec"]["dependencies"] == [
-        f"/Volumes/main/platform/artifacts/{build_job_package().wheel.name}"
+        f"{ARTIFACTS_DIR}/{build_job_package().wheel.name}"
     ]
-    folder = f"/api/2.0/fs/files/Volumes/main/platform/pipes/shared_runs/{run.run_id}/{task.run_id}/"
+    folder = f"/api/2.0/fs/files{PIPES_VOLUME}/shared_runs/{run.run_id}/{task.run_id}/"
     assert [r.method for r in workspace.requests if r.path == folder + "context.json"] == ["PUT", "DELETE"]
 
 
@@ -410,6 +411,55 @@ def test_run_per_table_keeps_one_submitted_run_with_its_own_cluster_per_table(
     assert run.run_type == "SUBMIT_RUN" and "new_cluster" in run.submitted["tasks"][0]
 
 
+def test_two_deployments_sharing_a_workspace_run_at_once_each_its_own_job_and_package(
+    graph_run, workspace, instance, landing, tmp_path
+):
+    client = WorkspaceClient(host=workspace.host, token=TOKEN)
+    before = set(workspace.runs)
+    processes = {}
+    for deployment in ("dev", "prod"):
+        (tmp_path / deployment).mkdir()
+        env = cli_env(instance, tmp_path / deployment / "warehouse", landing, tmp_path / deployment,
+                      deployment=deployment, artifacts_dir=f"/Volumes/main/{deployment}/artifacts")
+        processes[deployment] = subprocess.Popen(materialize_command("main/bronze/orders"), cwd=PROJECT_DIR, env=env,
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    for deployment, process in processes.items():
+        assert process.wait(timeout=CLI_RUN_BOUND_SECONDS) == 0, process.stderr.read()[-3000:]
+    for deployment in ("dev", "prod"):
+        (job,) = client.jobs.list(name=f"platform_assets.definitions [{deployment}]")
+        (run,) = [r for r in new_runs(workspace, before) if r.job_id == job.job_id]
+        (task,) = run.tasks
+        assert task.spec["libraries"] == [{"whl": f"/Volumes/main/{deployment}/artifacts/{build_job_package().wheel.name}"}]
+        assert DeltaTable(str(tmp_path / deployment / "warehouse/main/bronze/orders")).version() >= 0
+
+
+def test_a_run_whose_job_another_version_of_the_code_reset_is_cancelled_and_says_so(
+    graph_run, workspace, instance, warehouse, landing
+):
+    assert materialize(instance, emulated_runner(warehouse, landing), selection=[ORDERS]).success  # job on clusters
+    client = WorkspaceClient(host=workspace.host, token=TOKEN)
+    (job,) = client.jobs.list(name="platform_assets.definitions [test]")
+    started = client.jobs.run_now(job.job_id, only=["bronze__orders"]).run_id  # runs this code's wheel
+
+    with pytest.raises(dg.Failure, match=rf"Databricks run {started} of job {job.job_id} does not run this "
+                                         r"code's package /Volumes/main/platform/artifacts/other\.whl"):
+        check_package(client, SharedRun("dagster-run", started), "/Volumes/main/platform/artifacts/other.whl")
+
+    assert workspace.runs[started].wait(timeout=60)["result_state"] == "CANCELED"
+
+
+def test_a_failed_task_of_a_tables_own_run_fails_the_step_with_the_error_from_its_output(
+    graph_run, workspace, instance, warehouse, landing
+):
+    workspace.faults.next_task_fails("bronze__orders", "MemoryError: the driver ran out of memory")
+
+    result = materialize(instance, emulated_runner(warehouse, landing, run_per_table=True), selection=[ORDERS])
+
+    assert not result.success
+    assert "MemoryError: the driver ran out of memory" in _errors(instance, result.run_id)
+
+
 def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance):
     stored = []
     for run in instance.get_runs():
@@ -419,12 +469,13 @@ def test_the_token_never_reaches_dagsters_storage(graph_run, workspace, instance
     assert workspace.requests_containing(TOKEN) == []
 
 
-def cli_env(instance: dg.DagsterInstance, warehouse: Path, landing: str, tmp_path: Path) -> dict:
-    """The environment of a CLI run on the Databricks target against the emulator, in `instance`."""
-    settings = tmp_path / "databricks.yaml"
-    settings.write_text(f"landing_dir: {landing}\nwarehouse_dir: {warehouse}\npoll_interval_seconds: 0.2\n")
+def cli_env(instance: dg.DagsterInstance, warehouse: Path, landing: str, tmp_path: Path, **settings) -> dict:
+    """The environment of a CLI run on the Databricks target against the emulator, in `instance`;
+    `settings` replace the emulated ones."""
+    settings_file = tmp_path / "databricks.yaml"
+    settings_file.write_text(yaml.safe_dump(emulated_settings(warehouse, landing) | settings))
     return {**os.environ, "DAGSTER_HOME": instance.root_directory, "PLATFORM_TARGET": "databricks",
-            "PLATFORM_DATABRICKS_CONFIG": str(settings)}
+            "PLATFORM_DATABRICKS_CONFIG": str(settings_file)}
 
 
 def _materialized(instance: dg.DagsterInstance, run_id: str) -> list[str]:

@@ -83,10 +83,18 @@ def test_bad_declarations_fail_the_definitions_load_naming_module_and_table(pack
         build_definitions(tables_package=f"tests.declarations.{package}")
 
 
-def use_databricks_settings(monkeypatch, tmp_path, text: str) -> None:
-    """Select the Databricks target with `text` as its settings file."""
+REQUIRED_DATABRICKS_SETTINGS = """\
+deployment: dev
+landing_dir: /Volumes/main/landing/tpch
+artifacts_dir: /Volumes/main/platform/artifacts
+pipes_volume: /Volumes/main/platform/pipes
+"""
+
+
+def use_databricks_settings(monkeypatch, tmp_path, text: str, required: str = REQUIRED_DATABRICKS_SETTINGS) -> None:
+    """Select the Databricks target with `text` (after the required settings) as its settings file."""
     settings = tmp_path / "databricks.yaml"
-    settings.write_text(text)
+    settings.write_text(required + text)
     monkeypatch.setenv("PLATFORM_TARGET", "databricks")
     monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
 
@@ -94,8 +102,9 @@ def use_databricks_settings(monkeypatch, tmp_path, text: str) -> None:
 def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_reference(monkeypatch, tmp_path):
     use_databricks_settings(
         monkeypatch, tmp_path,
-        "compute:\n  num_workers: 2\n"
-        "compute_by_table:\n  silver.order_lines:\n    autoscale_min_workers: 2\n    autoscale_max_workers: 8\n",
+        "compute:\n  node_type_id: i3.xlarge\n  num_workers: 2\n"
+        "compute_by_table:\n  silver.order_lines:\n    node_type_id: i3.2xlarge\n"
+        "    autoscale_min_workers: 2\n    autoscale_max_workers: 8\n",
     )
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-do-not-store")
 
@@ -109,17 +118,44 @@ def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_referen
     assert runner.compute_by_table["silver.order_lines"].task_fields()["new_cluster"]["autoscale"] == {
         "min_workers": 2, "max_workers": 8,
     }
+    assert runner.job_name == "platform_assets.definitions [dev]"
+    sensors = {sensor.name for sensor in defs.sensors}  # nothing left billing after its run ends
+    assert {"cancel_leftovers_of_failed_runs", "cancel_leftovers_of_cancelled_runs"} <= sensors
+
+
+def test_the_databricks_target_names_every_setting_a_workspace_needs(monkeypatch, tmp_path):
+    use_databricks_settings(monkeypatch, tmp_path, "", required="")
+
+    with pytest.raises(ValueError) as error:
+        build_definitions()
+
+    for setting in ("deployment", "landing_dir", "artifacts_dir", "pipes_volume", "compute"):
+        assert f"{setting} (" in str(error.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("compute:\n  num_workers: 2\n", r"a new cluster needs node_type_id \(it differs per cloud"),
+    # The DBFS root, the old default: deprecated, often disabled, readable by every workspace user.
+    ("compute:\n  serverless: true\npipes_volume: /tmp/platform-pipes\n",
+     r"pipes_volume '/tmp/platform-pipes' is not in a Unity Catalog volume"),
+])
+def test_settings_that_break_on_a_real_workspace_fail_the_load(monkeypatch, tmp_path, text, message):
+    use_databricks_settings(monkeypatch, tmp_path, text)
+
+    with pytest.raises(ValueError, match=message):
+        build_definitions()
 
 
 def test_a_token_in_the_settings_file_is_refused(monkeypatch, tmp_path):
-    use_databricks_settings(monkeypatch, tmp_path, "token: dapi-oops\n")
+    use_databricks_settings(monkeypatch, tmp_path, "token: dapi-oops\n")  # refused before anything else
 
     with pytest.raises(ValueError, match=r"databricks\.yaml: 'token' comes from DATABRICKS_TOKEN"):
         build_definitions()
 
 
 def test_compute_for_an_undeclared_table_is_named(monkeypatch, tmp_path):
-    use_databricks_settings(monkeypatch, tmp_path, "compute_by_table:\n  silver.order_line:\n    num_workers: 4\n")
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  serverless: true\n"
+                            "compute_by_table:\n  silver.order_line:\n    serverless: true\n")
 
     with pytest.raises(ValueError, match=r"compute_by_table names undeclared table\(s\) \['silver\.order_line'\]"):
         build_definitions()
@@ -147,7 +183,7 @@ def test_a_bad_parallel_jobs_setting_is_named(monkeypatch):
 
 
 def test_a_table_whose_databricks_task_key_is_too_long_is_named(monkeypatch, tmp_path):
-    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\n")
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  node_type_id: i3.xlarge\n")
 
     with pytest.raises(ValueError, match=r"task keys are at most 100 characters.*too long: \['gold\.revenue_by_"):
         build_definitions(tables_package="tests.declarations.long_name")
@@ -158,13 +194,13 @@ def test_more_tables_than_a_databricks_job_holds_fail_the_load_naming_the_limit(
     (tmp_path / "many_tables" / "__init__.py").write_text("")
     declare_tables(tmp_path / "many_tables", 1001)
     monkeypatch.syspath_prepend(str(tmp_path))
-    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\n")
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  node_type_id: i3.xlarge\n")
 
     with pytest.raises(ValueError, match=r"1,001 tables are declared.*Databricks limits to 1,000 tasks; "
                                          r"tables per schema: \{'layer_000': 100, .*'layer_010': 1\}"):
         build_definitions(tables_package="many_tables")
 
-    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  num_workers: 2\nrun_per_table: true\n")
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  node_type_id: i3.xlarge\nrun_per_table: true\n")
     assert len(build_definitions(tables_package="many_tables").resolve_all_asset_specs()) > 1001
 
 
