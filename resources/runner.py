@@ -42,7 +42,7 @@ class TableRunner(dg.ConfigurableResource):
     def is_retryable(self, error: Exception) -> bool:
         """Whether the job failed in a way that running it again can fix (a write conflict):
         the job exits with RETRYABLE_EXIT_CODE after printing RETRYABLE_MARKER and the reason,
-        which the local runner sees as the exit code and a Databricks run's state message carries."""
+        which the local runner sees as the exit code and a Databricks task's runs/get-output carries."""
         text = str(error)
         return f"failed with code {RETRYABLE_EXIT_CODE}" in text or f"{RETRYABLE_MARKER} " in text
 

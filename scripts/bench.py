@@ -102,11 +102,12 @@ class PeakMemory:
         return self.peak, self.peak_pss
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, tuple[int, int], str]:
+def timed(command: list[str], env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> tuple[float, tuple[int, int], str]:
     """Run `command`; return wall seconds, the peaks of summed RSS and PSS in bytes of its tree
     and the Spark server's, and its stdout."""
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process.pid, LocalSparkServer.from_env().status().pid)
     stdout, stderr = process.communicate()
     elapsed, peak = time.monotonic() - started, memory.stop()
@@ -286,6 +287,10 @@ def main() -> None:
 
         print("incremental: one new day through to gold, against a full refresh")
         bench_incremental(work, args.scale_factor)
+    if "databricks-scale" in targets:
+        from scripts.bench_databricks_scale import bench_databricks_scale
+
+        bench_databricks_scale(work / "databricks_scale", landing, args.tables)
     if "heap" in targets:
         from scripts.bench_server_heap import bench_server_heap
 

@@ -32,7 +32,7 @@ from deltalake import write_deltalake
 
 from jobs.table import external_table_path
 from resources.paths import PROJECT_DIR
-from scripts.scale_tables import LAYER_WIDTH, declare_tables, feeds, scale_tables
+from scripts.scale_tables import LAYER_WIDTH, SIX_YEARS, declare_tables, feeds, scale_tables
 from scripts.service import Service, free_port, responds
 
 PROJECT_PARTS = ("jobs", "platform_assets", "platform_instance", "resources", "scripts",
@@ -43,8 +43,9 @@ UI_WAIT_SECONDS = 300
 GIB = 1024**3
 
 
-def copy_project(target: Path, count: int) -> Path:
-    """A copy of the project's code with `count` generated tables declared in it."""
+def copy_project(target: Path, count: int, days: tuple[str, str] = SIX_YEARS) -> Path:
+    """A copy of the project's code with `count` generated tables declared in it, the daily ones
+    over `days`."""
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for part in PROJECT_PARTS:
@@ -53,7 +54,7 @@ def copy_project(target: Path, count: int) -> Path:
             shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, target / part)
-    declare_tables(target / "jobs" / "tables", count)
+    declare_tables(target / "jobs" / "tables", count, days)
     return target
 
 

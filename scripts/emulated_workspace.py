@@ -13,19 +13,19 @@ from resources.databricks_runner import DatabricksRunner
 from resources.spark_server import LocalSparkServer
 
 
-def start_emulator(root: Path, token: str) -> DatabricksEmulator:
+def start_emulator(root: Path, token: str, **options) -> DatabricksEmulator:
     """An emulator whose task processes see its DBFS and volumes where a cluster mounts them,
     none of this process's DATABRICKS_* settings, and the warm local Spark server as their
     cluster's Spark: like Python on a standard access mode cluster, which reaches the cluster's
     Spark through Spark Connect (`SPARK_REMOTE`). Its DBFS root is disabled, as on new accounts:
-    the platform keeps everything on volumes."""
+    the platform keeps everything on volumes. `options` go to DatabricksEmulator."""
     task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     task_env |= {
         DBFS_MOUNT_ENV: str(root / "dbfs"),
         VOLUMES_MOUNT_ENV: str(root / "volumes"),
         "SPARK_REMOTE": LocalSparkServer.from_env().ensure_running(),
     }
-    return DatabricksEmulator(root, token=token, env=task_env, dbfs_root_enabled=False).start()
+    return DatabricksEmulator(root, token=token, env=task_env, dbfs_root_enabled=False, **options).start()
 
 
 # Where the emulated deployment keeps its job package and its Pipes files.

@@ -6,6 +6,7 @@ import pytest
 from jobs.registry import DeclarationError
 from platform_assets.definitions import build_definitions, defs
 from resources.databricks_runner import DatabricksRunner
+from resources.paths import PROJECT_DIR
 from scripts.scale_tables import declare_tables
 
 
@@ -121,6 +122,15 @@ def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_referen
     assert runner.job_name == "platform_assets.definitions [dev]"
     sensors = {sensor.name for sensor in defs.sensors}  # nothing left billing after its run ends
     assert {"cancel_leftovers_of_failed_runs", "cancel_leftovers_of_cancelled_runs"} <= sensors
+
+
+def test_the_example_settings_file_loads(monkeypatch, tmp_path):
+    use_databricks_settings(monkeypatch, tmp_path, (PROJECT_DIR / "databricks.example.yaml").read_text(), required="")
+
+    runner = build_definitions().resources["runner"]
+
+    assert runner.job_name == "platform_assets.definitions [dev]"
+    assert runner.compute_by_table["silver.order_lines"].node_type_id == "i3.2xlarge"
 
 
 def test_the_databricks_target_names_every_setting_a_workspace_needs(monkeypatch, tmp_path):
