@@ -69,10 +69,10 @@ def tables_per_sensor() -> int:
 
 def build_definitions(tables_package: str = TABLES_PACKAGE) -> dg.Definitions:
     """Definitions for the tables declared under `tables_package`, configured from the environment."""
-    catalog = setting("PLATFORM_CATALOG", "main")
     declarations = discover(tables_package)
     tables = declarations.tables
     runner = runner_from_env()
+    catalog = dg.EnvVar("PLATFORM_CATALOG").get_value() or runner.default_catalog()
     runner.check_tables(set(tables))
     observed = sources(declarations, catalog)
     interval = automation_interval_seconds()

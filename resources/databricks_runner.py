@@ -202,6 +202,12 @@ class DatabricksRunner(TableRunner):
                 f"tables per schema: {dict(sorted(schemas.items()))}. Set run_per_table: true in "
                 "PLATFORM_DATABRICKS_CONFIG (a run per table) until the job is split")
 
+    def default_catalog(self) -> str:
+        if self.warehouse_dir:  # directory tables: the catalog is only a folder and a key part
+            return super().default_catalog()
+        raise ValueError("set PLATFORM_CATALOG to the Unity Catalog catalog of the tables: no catalog "
+                         "exists in every workspace (newer ones have none called main)")
+
     def runs_elsewhere(self) -> bool:
         return True
 

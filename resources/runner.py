@@ -53,6 +53,10 @@ class TableRunner(dg.ConfigurableResource):
     def check_tables(self, declared: set[str]) -> None:
         """Raise if the runner's settings name a table that is not declared."""
 
+    def default_catalog(self) -> str:
+        """The catalog of the tables when PLATFORM_CATALOG is not set."""
+        return "main"
+
     def runs_elsewhere(self) -> bool:
         """Whether a job can outlive the Dagster run that started it (it runs on other machines,
         which a dead run worker cannot take down with it)."""

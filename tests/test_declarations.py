@@ -96,6 +96,7 @@ def use_databricks_settings(monkeypatch, tmp_path, text: str, required: str = RE
     """Select the Databricks target with `text` (after the required settings) as its settings file."""
     settings = tmp_path / "databricks.yaml"
     settings.write_text(required + text)
+    monkeypatch.setenv("PLATFORM_CATALOG", "main")
     monkeypatch.setenv("PLATFORM_TARGET", "databricks")
     monkeypatch.setenv("PLATFORM_DATABRICKS_CONFIG", str(settings))
 
@@ -122,6 +123,14 @@ def test_databricks_target_reads_its_settings_file_and_keeps_the_token_a_referen
     assert runner.job_name == "platform_assets.definitions [dev]"
     sensors = {sensor.name for sensor in defs.sensors}  # nothing left billing after its run ends
     assert {"cancel_leftovers_of_failed_runs", "cancel_leftovers_of_cancelled_runs"} <= sensors
+
+
+def test_unity_catalog_tables_need_their_catalog_named(monkeypatch, tmp_path):
+    use_databricks_settings(monkeypatch, tmp_path, "compute:\n  serverless: true\n")
+    monkeypatch.delenv("PLATFORM_CATALOG")
+
+    with pytest.raises(ValueError, match="set PLATFORM_CATALOG to the Unity Catalog catalog of the tables"):
+        build_definitions()
 
 
 def test_the_example_settings_file_loads(monkeypatch, tmp_path):
