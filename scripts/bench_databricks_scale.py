@@ -56,7 +56,7 @@ def bench_databricks_scale(work: Path, landing: Path, count: int) -> None:
         workspace.stop()
     for name, figures in (("the five TPC-H tables", five), (f"{count} generated tables", many)):
         top = ", ".join(f"{path} {n:,}" for path, n in figures["by_endpoint"].most_common(4))
-        print(f"  {name}: {figures['tasks']} tasks in {figures['runs']} Databricks run(s), "
+        print(f"  {name}: {figures['tasks']} tasks ({figures['succeeded']} succeeded) in {figures['runs']} Databricks run(s), "
               f"{figures['cluster_starts']} cluster start(s), {figures['requests']:,} API requests "
               f"({top}), {figures['wall']:.0f} s wall, peak {figures['peak_pss'] / 2**30:.1f} GiB summed PSS "
               f"of the Dagster run's processes and the Spark server (the emulator's tasks not counted)", flush=True)
@@ -81,15 +81,13 @@ def _graph_run(workspace, project: Path, work: Path, landing: Path, groups, days
     starts_before = workspace.cluster_start_count
     selection = " or ".join(f"group:{group}" for group in groups)
     command = materialize_command(selection, partitions=days)
-    wall, (_, peak_pss), _ = timed(command, env=env, cwd=project)
+    # A task that fails (the local Spark server overloaded) is reported, not the end of the figures.
+    wall, (_, peak_pss), _ = timed(command, env=env, cwd=project, check=False)
     runs = [workspace.runs[i] for i in sorted(set(workspace.runs) - runs_before)]
     requests = workspace.requests[requests_before:]
     tasks = [task for run in runs for task in run.latest_tasks()]
-    failed = [task.task_key for task in tasks if task.result_state != "SUCCESS"]
-    if failed:
-        raise SystemExit(f"tasks did not succeed: {failed[:10]}")
     return {
-        "tasks": len(tasks), "runs": len(runs), "cluster_starts": workspace.cluster_start_count - starts_before,
+        "tasks": len(tasks), "succeeded": sum(task.result_state == "SUCCESS" for task in tasks), "runs": len(runs), "cluster_starts": workspace.cluster_start_count - starts_before,
         "requests": len(requests), "wall": wall, "peak_pss": peak_pss,
         "by_endpoint": Counter(_endpoint(r.path) for r in requests),
     }
