@@ -9,13 +9,14 @@ packages of the emulator's python).
 """
 
 import json
-import re
 import zipfile
 from email.message import Message
 from email.parser import HeaderParser
 from pathlib import Path
 
-from .markers import marker_holds
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from .paths import task_file_local
 
 # Distributions a Databricks Runtime ships (PEP 503 names), so a wheel may require them.
@@ -27,7 +28,6 @@ RUNTIME_PACKAGES = frozenset((
 ))
 # The index each library kind installs from.
 INDEXES = {"pypi": "PyPI", "requirements": "PyPI", "maven": "Maven Central", "cran": "CRAN"}
-_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class TaskSetupError(Exception):
@@ -83,21 +83,23 @@ def task_libraries(task: dict, environments: dict, pypi_reachable: bool) -> tupl
 
 def check_requirements(wheels: list[str], dirs: list[Path]) -> None:
     """Refuse a wheel whose Requires-Dist names a distribution that neither the runtime nor
-    another wheel of the task provides: pip would have to fetch it from PyPI."""
+    another wheel of the task provides: pip would have to fetch it from PyPI. A requirement's
+    environment marker is evaluated for the emulator's Python, without extras; one that cannot
+    be read is taken to be needed."""
     metadata = [_metadata(directory) for directory in dirs]
-    installed = RUNTIME_PACKAGES | {normalized(m.get("Name", "")) for m in metadata}
+    installed = RUNTIME_PACKAGES | {canonicalize_name(m.get("Name", "")) for m in metadata}
     for wheel, wheel_metadata in zip(wheels, metadata):
-        for requirement in wheel_metadata.get_all("Requires-Dist") or []:
-            spec, _, marker = requirement.partition(";")
-            name = _NAME.match(spec)
-            if name and normalized(name.group(1)) not in installed and (
-                    not marker.strip() or marker_holds(marker)):
-                raise _unreachable(f"whl {json.dumps(wheel)} (requires {spec.strip()})", "PyPI")
-
-
-def normalized(name: str) -> str:
-    """A distribution name as PEP 503 compares it: PyYAML, pyyaml and py_yaml are one."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+        for line in wheel_metadata.get_all("Requires-Dist") or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                requirement = None
+            needed = requirement is None or (
+                canonicalize_name(requirement.name) not in installed
+                and (requirement.marker is None or requirement.marker.evaluate({"extra": ""})))
+            if needed:
+                spec = line.partition(";")[0].strip()
+                raise _unreachable(f"whl {json.dumps(wheel)} (requires {spec})", "PyPI")
 
 
 def _metadata(directory: Path) -> Message:
