@@ -1,10 +1,9 @@
 """How a job opens its Dagster Pipes session: locally the defaults, on Databricks files.
 
-On Databricks the orchestrator leaves the context and collects messages as files on DBFS
-(clusters) or a Unity Catalog volume (serverless). dagster-pipes' own DBFS loader and writer
-hard-code the `/dbfs` mount and the writer needs a Databricks SparkSession, so the platform
-chooses its own, with both mount points read from the environment (a local Databricks
-emulator mounts them elsewhere).
+On Databricks the orchestrator leaves the context and collects messages as files on a Unity
+Catalog volume, on every kind of compute (never the DBFS root, which workspaces may disable).
+The platform reads and writes them through the volume's mount, read from the environment (a
+local Databricks emulator mounts volumes elsewhere).
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ from jobs.contract import TaskFolder
 # When a task of a shared job run found its context (time.monotonic()); None if it never waited.
 context_arrived: float | None = None
 
-DBFS_MOUNT_ENV = "PLATFORM_DBFS_MOUNT"  # where the cluster mounts DBFS; /dbfs on Databricks
 VOLUMES_MOUNT_ENV = "PLATFORM_VOLUMES_MOUNT"  # where it mounts /Volumes; /Volumes on Databricks
 
 
@@ -47,15 +45,15 @@ def on_databricks() -> bool:
 
 
 def mounted(path: str) -> str:
-    """The local file behind a DBFS path (`/tmp/x`) or a volume path (`/Volumes/c/s/v/x`)."""
-    if path.startswith("/Volumes/"):
-        root = os.environ.get(VOLUMES_MOUNT_ENV, "/Volumes")
-        return os.path.join(root, path.removeprefix("/Volumes/"))
-    return os.path.join(os.environ.get(DBFS_MOUNT_ENV, "/dbfs"), path.lstrip("/"))
+    """The local file behind a volume path (`/Volumes/c/s/v/x`)."""
+    if not path.startswith("/Volumes/"):
+        raise ValueError(f"Pipes path {path!r} is not on a Unity Catalog volume (/Volumes/...): "
+                         "the orchestrator's pipes_volume setting names one")
+    return os.path.join(os.environ.get(VOLUMES_MOUNT_ENV, "/Volumes"), path.removeprefix("/Volumes/"))
 
 
 class MountedContextLoader(PipesContextLoader):
-    """Reads the context file the orchestrator put on DBFS or a volume."""
+    """Reads the context file the orchestrator put on the volume."""
 
     @contextmanager
     def load_context(self, params: PipesParams) -> Iterator[dict]:

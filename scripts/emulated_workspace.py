@@ -8,20 +8,19 @@ from pathlib import Path
 import dagster as dg
 
 from databricks_emulator import DatabricksEmulator
-from jobs.pipes_io import DBFS_MOUNT_ENV, VOLUMES_MOUNT_ENV
+from jobs.pipes_io import VOLUMES_MOUNT_ENV
 from resources.databricks_runner import DatabricksRunner
 from resources.spark_server import LocalSparkServer
 
 
 def start_emulator(root: Path, token: str, **options) -> DatabricksEmulator:
-    """An emulator whose task processes see its DBFS and volumes where a cluster mounts them,
+    """An emulator whose task processes see its volumes where a cluster mounts them,
     none of this process's DATABRICKS_* settings, and the warm local Spark server as their
     cluster's Spark: like Python on a standard access mode cluster, which reaches the cluster's
     Spark through Spark Connect (`SPARK_REMOTE`). Its DBFS root is disabled, as on new accounts:
     the platform keeps everything on volumes. `options` go to DatabricksEmulator."""
     task_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     task_env |= {
-        DBFS_MOUNT_ENV: str(root / "dbfs"),
         VOLUMES_MOUNT_ENV: str(root / "volumes"),
         "SPARK_REMOTE": LocalSparkServer.from_env().ensure_running(),
     }
