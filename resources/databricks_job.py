@@ -110,7 +110,8 @@ def ensure_job(workspace: WorkspaceClient, spec: JobSpec) -> int:
     that races another leaves two jobs of the name, and every caller converges on the oldest
     (lowest id), deleting the others once nothing runs them."""
     settings = spec.settings()
-    settings["tags"][SETTINGS_TAG] = settings_digest(settings)
+    # The hash of the settings it is computed from, before it joins them as a tag.
+    settings["tags"][SETTINGS_TAG] = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     found = _jobs_named(workspace, spec.name)
     if not found:
         workspace.jobs.create(**_create_args(settings))
@@ -126,12 +127,6 @@ def ensure_job(workspace: WorkspaceClient, spec: JobSpec) -> int:
     if (job.settings.tags or {}).get(SETTINGS_TAG) != settings["tags"][SETTINGS_TAG]:
         workspace.jobs.reset(job_id, jobs.JobSettings.from_dict(settings))
     return job_id
-
-
-def settings_digest(settings: dict) -> str:
-    """The hash of a job's settings, kept as its SETTINGS_TAG."""
-    untagged = {**settings, "tags": {k: v for k, v in settings["tags"].items() if k != SETTINGS_TAG}}
-    return hashlib.sha256(json.dumps(untagged, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _jobs_named(workspace: WorkspaceClient, name: str) -> list[int]:
