@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,12 +32,14 @@ from databricks.sdk.service import jobs
 from jobs.contract import TaskFolder
 from platform_assets.table_assets import table_key
 from resources.databricks_job import task_key
+from resources.databricks_run_state import read_run
 
 # The Databricks run serving a Dagster run, as JSON. A re-execution may inherit its parent's
 # tags, so the record names the Dagster run it was made for.
 RUN_TAG = "platform/databricks_run"
 TRACE_LINES = 20  # of a failed task's error trace, in the step's failure
-_ACTIVE = ("PENDING", "QUEUED", "BLOCKED", "RUNNING", "TERMINATING", "WAITING_FOR_RETRY")
+_WAITING = ("PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY")  # to start: it has written nothing
+_ACTIVE = (*_WAITING, "RUNNING", "TERMINATING")
 
 
 def run_tables(context: dg.AssetExecutionContext, catalog: str, tables: dict) -> list[str]:
@@ -190,14 +193,16 @@ def follow_task(context: dg.AssetExecutionContext, workspace: WorkspaceClient, s
     Databricks run and every task in it."""
     key = task_key(table)
     try:
-        run = workspace.jobs.get_run(shared.run_id, include_history=True)
+        run = read_run(workspace, shared.run_id, poll_seconds)
+        if not _has_execution(run, shared):  # read before this run's start or repair
+            run = read_run(workspace, shared.run_id, 0)
         task = _attempt(run, shared, key)
         folder = TaskFolder.of(pipes_root, shared.run_id, task.run_id)
         context.log.info(f"following task {key} (task run {task.run_id}) of Databricks run {shared.run_id}")
         channel = _TaskChannel(workspace, folder, poll_seconds)
         with dg.open_pipes_session(context=context, context_injector=channel,
                                    message_reader=channel.reader(), extras=extras) as session:
-            ended = _wait_until_done(workspace, shared.run_id, task.run_id, poll_seconds)
+            ended = _wait_until_done(workspace, shared.run_id, task.run_id, poll_seconds, channel.started)
     except dg.DagsterExecutionInterruptedError:
         context.log.info(f"Dagster run terminated: cancelling Databricks run {shared.run_id}")
         workspace.jobs.cancel_run(shared.run_id)
@@ -229,6 +234,14 @@ def _attempt(run: jobs.Run, shared: SharedRun, key: str) -> jobs.RunTask:
         raise dg.Failure(f"task {key} (task run {task.run_id}) of Databricks run {shared.run_id} "
                          "already succeeded without this step: it is not this Dagster run's")
     return task
+
+
+def _has_execution(run: jobs.Run, shared: SharedRun) -> bool:
+    try:
+        _execution_task_ids(run, shared)
+    except dg.Failure:
+        return False
+    return True
 
 
 def _execution_task_ids(run: jobs.Run, shared: SharedRun) -> set[int]:
@@ -272,10 +285,14 @@ def abort_tasks(context: dg.AssetExecutionContext, workspace: WorkspaceClient, s
         context.log.warning(f"could not tell the tasks of {sorted(keys)} not to wait: {error}")
 
 
-def _wait_until_done(workspace: WorkspaceClient, run_id: int, task_run_id: int, poll_seconds: float) -> jobs.RunTask:
+def _wait_until_done(workspace: WorkspaceClient, run_id: int, task_run_id: int, poll_seconds: float,
+                     started: threading.Event) -> jobs.RunTask:
+    """The task run once it has ended; `started` is set once it no longer waits to start."""
     while True:
-        run = workspace.jobs.get_run(run_id)
+        run = read_run(workspace, run_id, poll_seconds)
         task = next(t for t in run.tasks if t.run_id == task_run_id)
+        if task.state.life_cycle_state.value not in _WAITING:
+            started.set()
         if task.state.life_cycle_state.value not in _ACTIVE:
             return task
         time.sleep(poll_seconds)
@@ -303,6 +320,9 @@ class _TaskChannel(dg.PipesContextInjector):
 
     def __init__(self, workspace: WorkspaceClient, folder: TaskFolder, poll_seconds: float):
         self.workspace, self.folder, self.poll_seconds = workspace, folder, poll_seconds
+        # Set once the task runs: until then the reader asks for no messages, since a task
+        # waiting to start (for a cluster, or behind the tasks it reads) has written none.
+        self.started = threading.Event()
 
     @contextmanager
     def inject_context(self, context_data) -> Iterator[dict]:
@@ -316,7 +336,7 @@ class _TaskChannel(dg.PipesContextInjector):
         return f"the task reads its context from {self.folder.context}"
 
     def reader(self) -> dg.PipesMessageReader:
-        folder, workspace = self.folder, self.workspace
+        folder, workspace, started = self.folder, self.workspace, self.started
 
         class _FolderReader(PipesUnityCatalogVolumesMessageReader):
             @contextmanager
@@ -324,6 +344,9 @@ class _TaskChannel(dg.PipesContextInjector):
                 workspace.files.create_directory(folder.messages)
                 yield {"path": folder.messages,
                        PipesBlobStoreMessageWriter.INCLUDE_STDIO_IN_MESSAGES_KEY: True}
+
+            def download_messages_chunk(self, index: int, params: dict) -> str | None:
+                return super().download_messages_chunk(index, params) if started.is_set() else None
 
         return _FolderReader(client=workspace, volume_path=folder.path, interval=self.poll_seconds,
                              include_stdio_in_messages=True)
