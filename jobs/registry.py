@@ -79,6 +79,26 @@ def dependents(tables: dict[str, Table], name: str) -> list[str]:
     return [t for t in build_order(tables) if t in found]
 
 
+def lineage_groups(tables: dict[str, Table]) -> list[list[str]]:
+    """The tables in groups that read one another, directly or not (the lineage's connected
+    parts), each in build order, ordered by their first table in build order."""
+    parent = {name: name for name in tables}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for name, table in tables.items():
+        for upstream in set(table.table_inputs.values()) & set(tables):
+            parent[root(upstream)] = root(name)
+    groups: dict[str, list[str]] = {}
+    for name in build_order(tables):
+        groups.setdefault(root(name), []).append(name)
+    return list(groups.values())
+
+
 def validate(declarations: Declarations) -> None:
     """Raise DeclarationError for bad names, unknown inputs, mismatched transforms or a cycle."""
     tables = declarations.tables

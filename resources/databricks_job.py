@@ -19,7 +19,7 @@ from databricks.sdk.errors import DatabricksError
 from databricks.sdk.service import jobs
 
 from jobs.contract import TaskFolder
-from jobs.registry import build_order
+from jobs.registry import build_order, lineage_groups
 from jobs.table import Table
 
 DEFINITIONS_MODULE = "platform_assets.definitions"
@@ -57,19 +57,12 @@ class JobSpec:
 
     def settings(self) -> dict:
         """The job's settings (`jobs/create` body, `jobs/reset` new_settings)."""
-        # job_cluster_key -> new_cluster: one per distinct spec and MAX_TASKS_PER_CLUSTER tasks
-        clusters: dict[str, dict] = {}
-        served: Counter[str] = Counter()
+        clusters, cluster_of = self._job_clusters()
         tasks = []
         for name in build_order(self.tables):
             fields = dict(self.compute[name])
-            if "new_cluster" in fields:
-                cluster = fields.pop("new_cluster")
-                key = next((k for k, c in clusters.items() if c == cluster and served[k] < MAX_TASKS_PER_CLUSTER),
-                           f"cluster_{len(clusters) + 1}")
-                clusters[key] = cluster
-                served[key] += 1
-                fields["job_cluster_key"] = key
+            if fields.pop("new_cluster", None) is not None:
+                fields["job_cluster_key"] = cluster_of[name]
             upstream = sorted(set(self.tables[name].table_inputs.values()) & set(self.tables))
             task = {
                 "task_key": task_key(name),
@@ -102,6 +95,39 @@ class JobSpec:
         if self.environments:
             settings["environments"] = self.environments
         return settings
+
+    def _job_clusters(self) -> tuple[dict[str, dict], dict[str, str]]:
+        """The job clusters (key -> new_cluster) and each job-cluster table's key: one cluster
+        per distinct spec and MAX_TASKS_PER_CLUSTER tables. Tables that read one another share
+        a cluster where they fit in one, so a run of a few connected tables starts one cluster
+        however many the job has."""
+        clusters: dict[str, dict] = {}
+        served: Counter[str] = Counter()
+        cluster_of: dict[str, str] = {}
+
+        def place(names: list[str], cluster: dict) -> None:
+            """On the first cluster of the spec with room for all of `names`, else a new one."""
+            key = next((k for k, c in clusters.items()
+                        if c == cluster and served[k] + len(names) <= MAX_TASKS_PER_CLUSTER),
+                       f"cluster_{len(clusters) + 1}")
+            clusters[key] = cluster
+            served[key] += len(names)
+            cluster_of.update(dict.fromkeys(names, key))
+
+        for group in lineage_groups(self.tables):
+            by_spec: dict[str, list[str]] = {}
+            for name in group:
+                if "new_cluster" in self.compute[name]:
+                    spec = json.dumps(self.compute[name]["new_cluster"], sort_keys=True)
+                    by_spec.setdefault(spec, []).append(name)
+            for names in by_spec.values():
+                cluster = self.compute[names[0]]["new_cluster"]
+                if len(names) <= MAX_TASKS_PER_CLUSTER:
+                    place(names, cluster)
+                else:  # larger than a cluster: split in build order
+                    for name in names:
+                        place([name], cluster)
+        return clusters, cluster_of
 
 
 def ensure_job(workspace: WorkspaceClient, spec: JobSpec) -> int:

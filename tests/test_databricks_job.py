@@ -9,8 +9,8 @@ from databricks.sdk.service import jobs
 
 from databricks_emulator import DatabricksEmulator
 from jobs.contract import TaskFolder
-from jobs.registry import dependents, discover
-from resources.databricks_job import JobSpec, ensure_job
+from jobs.registry import build_order, dependents, discover, lineage_groups
+from resources.databricks_job import JobSpec, ensure_job, task_key
 from resources.databricks_runner import DatabricksCompute
 from scripts.scale_tables import declare_tables
 
@@ -76,23 +76,41 @@ def test_existing_cluster_and_serverless_tasks_start_no_job_cluster():
     assert settings["environments"] == [environment]
 
 
-def test_a_job_cluster_serves_at_most_150_tasks_the_execution_contexts_a_cluster_opens(tmp_path, monkeypatch):
+@pytest.fixture
+def generated_301(tmp_path, monkeypatch) -> dict:
+    """301 generated tables (scripts/scale_tables.py): layers of 100, each table reading tables
+    of the layer before."""
     (tmp_path / "tables_301").mkdir()  # a package name of its own: imported modules stay cached
     (tmp_path / "tables_301" / "__init__.py").write_text("")
     declare_tables(tmp_path / "tables_301", 301)
     monkeypatch.syspath_prepend(str(tmp_path))
-    tables = discover("tables_301").tables
+    return discover("tables_301").tables
 
-    settings = JobSpec(
+
+def shared_compute_settings(tables: dict) -> dict:
+    return JobSpec(
         name="platform_assets.definitions [test]", tables=tables, compute={name: SHARED for name in tables},
         launcher="/Volumes/main/platform/artifacts/launch.py", libraries=[{"whl": "/Volumes/w.whl"}],
         environments=[], pipes_root=PIPES_ROOT, context_wait_seconds=600,
     ).settings()
 
+
+def test_a_job_cluster_serves_at_most_150_tasks_the_execution_contexts_a_cluster_opens(generated_301):
+    settings = shared_compute_settings(generated_301)
+
     served = Counter(task["job_cluster_key"] for task in settings["tasks"])
     assert sorted(served.values()) == [1, 150, 150]
     assert {c["job_cluster_key"]: c["new_cluster"] for c in settings["job_clusters"]} == {
         key: SHARED["new_cluster"] for key in served}
+
+
+def test_tables_that_read_one_another_share_a_job_cluster_so_their_run_starts_one(generated_301):
+    settings = shared_compute_settings(generated_301 | TABLES)
+
+    cluster_of = {task["task_key"]: task["job_cluster_key"] for task in settings["tasks"]}
+    assert len({cluster_of[task_key(name)] for name in TABLES}) == 1  # the five TPC-H tables
+    assert max(Counter(cluster_of.values()).values()) <= 150
+    assert lineage_groups(TABLES) == [build_order(TABLES)]
 
 
 @pytest.fixture
