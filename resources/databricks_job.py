@@ -114,7 +114,9 @@ class JobSpec:
             served[key] += len(names)
             cluster_of.update(dict.fromkeys(names, key))
 
-        for group in lineage_groups(self.tables):
+        # Largest first: a group split over clusters gets clusters of its own, rather than the
+        # room that smaller groups left.
+        for group in sorted(lineage_groups(self.tables), key=len, reverse=True):
             by_spec: dict[str, list[str]] = {}
             for name in group:
                 if "new_cluster" in self.compute[name]:

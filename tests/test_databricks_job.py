@@ -76,15 +76,15 @@ def test_existing_cluster_and_serverless_tasks_start_no_job_cluster():
     assert settings["environments"] == [environment]
 
 
-@pytest.fixture
-def generated_301(tmp_path, monkeypatch) -> dict:
-    """301 generated tables (scripts/scale_tables.py): layers of 100, each table reading tables
-    of the layer before."""
-    (tmp_path / "tables_301").mkdir()  # a package name of its own: imported modules stay cached
-    (tmp_path / "tables_301" / "__init__.py").write_text("")
-    declare_tables(tmp_path / "tables_301", 301)
+def generated(tmp_path, monkeypatch, count: int) -> dict:
+    """`count` generated tables (scripts/scale_tables.py): layers of 100, each table reading
+    tables of the layer before."""
+    package = f"tables_{count}"  # a package name of its own: imported modules stay cached
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    declare_tables(tmp_path / package, count)
     monkeypatch.syspath_prepend(str(tmp_path))
-    return discover("tables_301").tables
+    return discover(package).tables
 
 
 def shared_compute_settings(tables: dict) -> dict:
@@ -95,8 +95,8 @@ def shared_compute_settings(tables: dict) -> dict:
     ).settings()
 
 
-def test_a_job_cluster_serves_at_most_150_tasks_the_execution_contexts_a_cluster_opens(generated_301):
-    settings = shared_compute_settings(generated_301)
+def test_a_job_cluster_serves_at_most_150_tasks_the_execution_contexts_a_cluster_opens(tmp_path, monkeypatch):
+    settings = shared_compute_settings(generated(tmp_path, monkeypatch, 301))
 
     served = Counter(task["job_cluster_key"] for task in settings["tasks"])
     assert sorted(served.values()) == [1, 150, 150]
@@ -104,11 +104,15 @@ def test_a_job_cluster_serves_at_most_150_tasks_the_execution_contexts_a_cluster
         key: SHARED["new_cluster"] for key in served}
 
 
-def test_tables_that_read_one_another_share_a_job_cluster_so_their_run_starts_one(generated_301):
-    settings = shared_compute_settings(generated_301 | TABLES)
+def test_tables_that_read_one_another_share_a_job_cluster_so_their_run_starts_one(tmp_path, monkeypatch):
+    layers = generated(tmp_path, monkeypatch, 300)
+    assert len(lineage_groups(layers)) == 1
+
+    settings = shared_compute_settings(TABLES | layers)
 
     cluster_of = {task["task_key"]: task["job_cluster_key"] for task in settings["tasks"]}
     assert len({cluster_of[task_key(name)] for name in TABLES}) == 1  # the five TPC-H tables
+    assert len({cluster_of[task_key(name)] for name in layers}) == 2  # 300 connected: two, no more
     assert max(Counter(cluster_of.values()).values()) <= 150
     assert lineage_groups(TABLES) == [build_order(TABLES)]
 
