@@ -161,7 +161,8 @@ def check_package(workspace: WorkspaceClient, shared: SharedRun, wheel: str) -> 
     """Fail, cancelling the Databricks run, if its tasks do not run `wheel`: the job was reset
     by other code (another version of this deployment) between this step's reset and its start.
     Serverless tasks name their wheel in the job's environment instead, which is not checked."""
-    run = workspace.jobs.get_run(shared.run_id, include_history=True)
+    # Read now, and kept for the steps about to follow the run: their first read is this one.
+    run = read_run(workspace, shared.run_id, 0)
     ours = _execution_task_ids(run, shared)
     foreign = sorted(task.task_key for task in run.tasks or [] if task.run_id in ours and task.libraries
                      and all(library.whl != wheel for library in task.libraries))

@@ -87,7 +87,8 @@ def _graph_run(workspace, project: Path, work: Path, landing: Path, groups, days
     requests = workspace.requests[requests_before:]
     tasks = [task for run in runs for task in run.latest_tasks()]
     return {
-        "tasks": len(tasks), "succeeded": sum(task.result_state == "SUCCESS" for task in tasks), "runs": len(runs), "cluster_starts": workspace.cluster_start_count - starts_before,
+        "tasks": len(tasks), "succeeded": sum(task.result_state == "SUCCESS" for task in tasks),
+        "runs": len(runs), "cluster_starts": workspace.cluster_start_count - starts_before,
         "requests": len(requests), "wall": wall, "peak_pss": peak_pss,
         "by_endpoint": Counter(_endpoint(r.path) for r in requests),
     }
