@@ -1,9 +1,10 @@
 """Data checks declared with a table, evaluated by its job on the version it just wrote.
 
-Each check is a small declaration that says, as a Spark aggregate, how many rows fail it.
-`evaluate_checks` computes every check of a table, and its row count, in one aggregation over
-what the job wrote, and reads sample rows only for the checks that failed. The job reports the
-outcomes to Dagster as asset checks; a blocking check that fails undoes the write.
+Each check is a small declaration that says, as a Spark aggregate, how many rows fail it. The
+job takes those aggregates and the row count while it writes (`check_metrics`, observed on the
+written DataFrame), so `evaluate_checks` reads the written rows again only for what one pass
+cannot count (Unique's distinct keys) and for samples of the checks that failed. The job
+reports the outcomes to Dagster as asset checks; a blocking check that fails undoes the write.
 
 A table that only appends (IngestNewFiles) is checked on the rows it appended, as Databricks
 checks a streaming table's expectations on each batch: the earlier rows passed when they were
@@ -14,9 +15,11 @@ the rows of the appended days), and MinRows counts it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from jobs.spark import DataFrame, F
+from jobs.spark import Column, DataFrame, F
 
 SAMPLE_ROWS = 5
 
@@ -81,10 +84,6 @@ class Unique:
     def name(self) -> str:
         return "unique_" + "_".join(self.columns)
 
-    def failing_count(self):
-        # A struct is never null, so rows with nulls in the key are counted as values too.
-        return F.count(F.lit(1)) - F.count_distinct(F.struct(*self.columns))
-
     def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         repeated = df.groupBy(*self.columns).count().where(F.col("count") > 1)
         samples = _sample(repeated) if failing else []
@@ -102,9 +101,6 @@ class MinRows:
     @property
     def name(self) -> str:
         return "min_rows"
-
-    def failing_count(self):
-        return None  # the table's row count decides, in outcome
 
     def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         failing = int(rows < self.count)
@@ -147,9 +143,6 @@ class SchemaContract:
     def name(self) -> str:
         return "schema_contract"
 
-    def failing_count(self):
-        return None  # a property of the schema, not of rows
-
     def outcome(self, df: DataFrame, failing: int, rows: int) -> CheckOutcome:
         problems = schema_differences(dict(df.dtypes), dict(self.columns))
         return CheckOutcome(self.name, not problems, self.blocking, len(problems),
@@ -159,48 +152,87 @@ class SchemaContract:
 Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
 
 
-def evaluate_checks(df: DataFrame, checks: tuple[Check, ...],
-                    table: DataFrame | None = None) -> tuple[int, list[CheckOutcome]]:
-    """The table's row count and the outcome of each check, in one aggregation over `df` (plus
-    a sample query for each check that failed).
+def check_metrics(checks: tuple[Check, ...], dates: tuple[str, ...] = ()) -> dict[str, Column]:
+    """The aggregates over the rows to check that one pass can take as they are written (Spark's
+    DataFrame.observe, which refuses distinct counts): the row count, the failing count of each
+    check that counts rows alone, and the set of values of each column in `dates` and of each
+    Unique's day. `evaluate_checks` takes their values as `observed`."""
+    metrics = {"rows": F.count(F.lit(1))}
+    for i, check in enumerate(checks):
+        if isinstance(check, NotNull | AcceptedValues):
+            metrics[f"check_{i}"] = check.failing_count()
+    days = [check.day for check in checks if isinstance(check, Unique) and check.day is not None]
+    for column in sorted({*dates, *days}):
+        metrics[dates_metric(column)] = F.collect_set(column)
+    return metrics
+
+
+def dates_metric(column: str) -> str:
+    """The name of the set of `column`'s values among check_metrics."""
+    return f"dates_{column}"
+
+
+def evaluate_checks(df: DataFrame, checks: tuple[Check, ...], table: DataFrame | None = None,
+                    observed: Mapping[str, Any] | None = None) -> tuple[int, list[CheckOutcome]]:
+    """The table's row count and the outcome of each check of the rows `df`.
+
+    `observed` holds check_metrics' values, taken while `df` was written; without it they are
+    one aggregation over `df`, which also counts Unique's repeats. Otherwise each Unique is one
+    more aggregation. Each check that failed costs a sample query.
 
     With `table`, `df` holds the rows just appended to `table` (which holds them too), whose
     earlier rows passed the checks when they were written: only `df` is checked, except that
     Unique looks up the appended keys in all of `table` (a broadcast join on the key columns
-    alone) and MinRows counts `table`. `table` is the version the append wrote, not the one
-    before it: Delta counts it from its files' statistics, and keeps its snapshot for the next reads.
+    alone), counting them and their repeats in one aggregation, and MinRows counts `table`.
+    `table` is the version the append wrote, not the one before it: Delta counts it from its
+    files' statistics, and keeps its snapshot for the next reads.
     """
-    counts = {f"check_{i}": check.failing_count() for i, check in enumerate(checks)}
-    aggregates = [F.count(F.lit(1)).alias("rows")] + [
-        expression.alias(alias) for alias, expression in counts.items() if expression is not None
-    ]
-    if table is not None:  # the days of the appended rows, for a Unique bounded by day
-        aggregates += [F.collect_set(check.day).alias(f"days_{i}") for i, check in enumerate(checks)
-                       if isinstance(check, Unique) and check.day is not None]
-    totals = df.agg(*aggregates).first()
-    rows = totals["rows"] if table is None else table.count()
+    if observed is None:
+        metrics = check_metrics(checks)
+        if table is None:  # Unique's repeats in the same pass
+            metrics |= {f"check_{i}": _repeats(check) for i, check in enumerate(checks) if isinstance(check, Unique)}
+        observed = df.agg(*[metric.alias(name) for name, metric in metrics.items()]).first().asDict()
+    # The table's count runs beside the Unique lookups: each is mostly a wait on the server.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        counting = beside.submit(table.count) if table is not None else None
+        failing, checked = {}, {}
+        for i, check in enumerate(checks):
+            failing[i], checked[i] = observed.get(f"check_{i}", 0), df
+            if isinstance(check, Unique):
+                if table is not None:
+                    checked[i] = _sharing_a_key(check, df, table, observed)
+                if table is not None or f"check_{i}" not in observed:
+                    failing[i] = checked[i].agg(_repeats(check)).first()[0]
+        rows = counting.result() if counting is not None else observed["rows"]
     outcomes = []
     for i, check in enumerate(checks):
-        failing = totals[f"check_{i}"] if counts[f"check_{i}"] is not None else 0
-        checked = df
-        if table is not None and isinstance(check, Unique):
-            keys = F.broadcast(df.select(*check.columns).distinct().alias("appended"))
-            # Null-safe, as the count above counts a null key as a value.
-            same_key = [F.col(f"table.`{c}`").eqNullSafe(F.col(f"appended.`{c}`")) for c in check.columns]
-            earlier = table
-            if check.day is not None:
-                # Literal days, so that Delta skips the files of other days by their statistics.
-                earlier = table.where(F.col(check.day).isin(sorted(totals[f"days_{i}"])) | F.col(check.day).isNull())
-            checked = earlier.alias("table").join(keys, same_key, "left_semi")  # read again for samples if it failed
-            # Every row holding an appended key, beyond one per key.
-            failing = checked.count() - (totals["rows"] - failing)
-        outcome = check.outcome(checked, failing, rows)
+        outcome = check.outcome(checked[i], failing[i], rows)
         if table is not None and not isinstance(check, (MinRows, SchemaContract)):
             outcome = replace(outcome, checked="the rows appended" + (
                 "" if not isinstance(check, Unique) else " and the earlier rows sharing their key"
                 + (f" on their {check.day}" if check.day else "")))
         outcomes.append(outcome)
     return rows, outcomes
+
+
+def _repeats(check: Unique) -> Column:
+    """The rows beyond the first of each value of the key. A struct is never null, so rows with
+    nulls in the key count as values too."""
+    return F.count(F.lit(1)) - F.count_distinct(F.struct(*check.columns))
+
+
+def _sharing_a_key(check: Unique, appended: DataFrame, table: DataFrame, observed: Mapping[str, Any]) -> DataFrame:
+    """The rows of `table` (which holds `appended`) that share a key with a row of `appended`:
+    their repeats are the appended keys' repeats, in `table` and among themselves."""
+    keys = F.broadcast(appended.select(*check.columns).distinct().alias("appended"))
+    # Null-safe, as _repeats counts a null key as a value.
+    same_key = [F.col(f"table.`{c}`").eqNullSafe(F.col(f"appended.`{c}`")) for c in check.columns]
+    earlier = table
+    if check.day is not None:
+        # Literal days, so that Delta skips the files of other days by their statistics.
+        days = sorted(observed[dates_metric(check.day)])
+        earlier = table.where(F.col(check.day).isin(days) | F.col(check.day).isNull())
+    return earlier.alias("table").join(keys, same_key, "left_semi")
 
 
 def schema_differences(actual: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:

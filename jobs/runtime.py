@@ -13,8 +13,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import delta.connect.exceptions  # noqa: F401 - gives Spark Connect errors Delta's exception types
 from dagster_pipes import PipesContext
@@ -27,7 +29,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.checks import CheckOutcome, SchemaContract, evaluate_checks, schema_differences
+from jobs.checks import CheckOutcome, SchemaContract, check_metrics, dates_metric, evaluate_checks, schema_differences
 from jobs.contract import (
     RETRYABLE_EXIT_CODE, RETRYABLE_MARKER, BuildReport, DayRange, JobParameters, SparkTarget, day_ranges,
 )
@@ -145,10 +147,12 @@ def _build(
         result = result.drop(REJECT_COLUMN)
     if days is not None:
         result = days.select(result)
+    # What the checks and the days touched count of the rows, taken as they are written.
+    metrics = check_metrics(table.checks, _touched_columns(table, declarations) if new_landing is not None else ())
     try:
         commit = warehouse.write(spark, table.name, result, mode, txn, merge_schema=table.schema_evolution,
                                  days=days, change_feed=isinstance(table.write, IngestNewFiles),
-                                 sort_by_day=table.clustered_by_day)
+                                 sort_by_day=table.clustered_by_day, observe=metrics)
     except PySparkException as error:
         if _BAD_ROW not in str(error):
             raise
@@ -174,12 +178,12 @@ def _build(
         touching = None
         if ingested_now is not None:
             touching = beside.submit(_record_and_touched, spark, warehouse, table, declarations, commit.version,
-                                     ingested_now, appended, full_refresh)
+                                     ingested_now, appended, commit.observed, full_refresh)
         checking = time.monotonic()
         if appended is None:
-            row_count, outcomes = evaluate_checks(written, table.checks)
+            row_count, outcomes = evaluate_checks(written, table.checks, observed=commit.observed)
         else:
-            row_count, outcomes = evaluate_checks(appended, table.checks, written)
+            row_count, outcomes = evaluate_checks(appended, table.checks, written, observed=commit.observed)
         check_seconds = time.monotonic() - checking
         touched = touching.result() if touching is not None else None
     undone = None
@@ -215,11 +219,12 @@ def _build(
 
 def _record_and_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,
                         version: int, files: set[LandingFile], appended: DataFrame | None,
-                        full_refresh: bool) -> dict[str, list[DayRange] | None] | None:
+                        observed: Mapping[str, Any] | None, full_refresh: bool) -> dict[str, list[DayRange] | None] | None:
     """Save the record that `table` holds `files` at `version`; return the days that the rows
-    `appended` touch (every day without them, as for a first version; None after a full refresh)."""
+    `appended` touch (every day without them, as for a first version; None after a full refresh),
+    from the dates `observed` as they were written where it holds them."""
     save_record(spark, warehouse, table.name, version, files)
-    return None if full_refresh else _days_touched(spark, warehouse, table, declarations, appended)
+    return None if full_refresh else _days_touched(spark, warehouse, table, declarations, appended, observed)
 
 
 def _new_landing_files(warehouse: Warehouse, table: Table, ingested: set[LandingFile]) -> dict[str, list[LandingFile]]:
@@ -262,10 +267,20 @@ def _refuse_an_earlier_layout(name: str, version: int, written: DataFrame, table
                           "`python -m scripts.update --full-refresh`")
 
 
+def _touched_columns(table: Table, declarations: Declarations | None) -> tuple[str, ...]:
+    """The date columns of `table` that name the days its rows touch in the daily tables reading it."""
+    return tuple(sorted({
+        touched_by for reader in (declarations.tables.values() if declarations else [])
+        for param, source in reader.table_inputs.items()
+        if source == table.name and isinstance(touched_by := reader.days_touched.get(param), str)
+    }))
+
+
 def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, declarations: Declarations | None,
-                  new_rows: DataFrame | None) -> dict[str, list[DayRange] | None]:
+                  new_rows: DataFrame | None, observed: Mapping[str, Any] | None = None) -> dict[str, list[DayRange] | None]:
     """For each daily table that reads `table`, the days `new_rows` touch (its days_touched
-    for that input), or None for every day (also for every reader when `new_rows` is None)."""
+    for that input), or None for every day (also for every reader when `new_rows` is None).
+    A date column's values are taken from `observed` (check_metrics) where it has them."""
     touched: dict[str, list[DayRange] | None] = {}
     for reader in (declarations.tables.values() if declarations else []):
         params = [p for p, source in reader.table_inputs.items() if source == table.name]
@@ -284,6 +299,9 @@ def _days_touched(spark: SparkSession, warehouse: Warehouse, table: Table, decla
         dates = set()
         for param in params:
             touched_by = reader.days_touched[param]
+            if isinstance(touched_by, str) and observed is not None and dates_metric(touched_by) in observed:
+                dates |= {day for day in observed[dates_metric(touched_by)] if day is not None}
+                continue
             days = new_rows.select(touched_by) if isinstance(touched_by, str) else touched_by(new_rows, others)
             dates |= {row[0] for row in days.distinct().collect() if row[0] is not None}
         touched[reader.name] = day_ranges(dates)

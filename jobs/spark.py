@@ -13,10 +13,11 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
     from pyspark.sql import functions as F
 else:
     DataFrame = "pyspark.sql.DataFrame"  # annotations only
+    Column = "pyspark.sql.Column"
 
     class _OnFirstUse(types.ModuleType):
         def __getattr__(self, name: str) -> Any:
@@ -24,4 +25,4 @@ else:
 
     F = _OnFirstUse("pyspark.sql.functions")
 
-__all__ = ["DataFrame", "F"]
+__all__ = ["Column", "DataFrame", "F"]

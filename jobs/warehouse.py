@@ -14,13 +14,17 @@ a classic one.
 from __future__ import annotations
 
 import shutil
+import threading
 import uuid
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, DataFrameReader, DataFrameWriter, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameReader, DataFrameWriter, Observation, SparkSession
+from pyspark.sql.utils import is_remote
 
 from jobs.columns import SOURCE_COLUMNS
 from jobs.contract import DayRange
@@ -53,6 +57,9 @@ _COMPACTION = {
     "spark.databricks.delta.optimize.minFileSize": str(1 << 20),
     "spark.databricks.delta.optimize.maxFileSize": str(8 << 20),
 }
+# How long a classic session's write may take to report what it observed (Spark hands the
+# metrics over on its listener bus, after the write returns).
+_OBSERVED_WAIT_SECONDS = 5.0
 # What Delta says when a version is older than the table's deletedFileRetentionDuration.
 _BEYOND_RETENTION = "DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION_DURATION"
 
@@ -71,6 +78,9 @@ class Commit:
     bytes_written: int
     read_version: int | None  # the version the commit was made on; None when it created the table
     mode: str | None = None  # a WRITE's save mode (Append, Overwrite, ...)
+    # What the write observed of the rows it wrote (Warehouse.write's `observe`); None when not
+    # asked, or when the write did not run its query.
+    observed: Mapping[str, Any] | None = None
 
 
 class CommitNotFound(RuntimeError):
@@ -230,7 +240,7 @@ class Warehouse:
     def write(
         self, spark: SparkSession, name: str, df: DataFrame, mode: WriteMode,
         txn: WriteTxn, merge_schema: bool = False, days: Days | None = None, change_feed: bool = False,
-        sort_by_day: str | None = None,
+        sort_by_day: str | None = None, observe: Mapping[str, Column] | None = None,
     ) -> Commit:
         """Write `df` as one Delta commit and return it.
 
@@ -242,7 +252,10 @@ class Warehouse:
         replaces only those days. With `change_feed`, a table this write creates records Delta's
         change data feed (change_feed()). With `sort_by_day` (a date column), the rows are written
         sorted by it, in files of at most ROWS_PER_SORTED_FILE rows, and a table this write creates
-        keeps file statistics on that column and _SKIPPING_COLUMNS only.
+        keeps file statistics on that column and _SKIPPING_COLUMNS only. With `observe` (named
+        aggregates), the commit holds their values over the rows written, taken as they are
+        written (not for a Merge, nor for a write Delta skips as a repeat, nor where Spark Connect
+        does not hand them over: a catalog table's creation or replacement).
         """
         # The commit's userMetadata comes from the session: Delta ignores the writer option when
         # an append creates a catalog table.
@@ -251,6 +264,7 @@ class Warehouse:
             settings[_CHANGE_FEED_DEFAULT] = "true"
         if sort_by_day is not None:
             settings[_STATS_COLUMNS_DEFAULT] = ",".join([sort_by_day, *(c for c in _SKIPPING_COLUMNS if c in df.columns)])
+        observation = None
         with _session_conf(spark, settings):
             if isinstance(mode, Merge) and self.current_version(spark, name) is not None:
                 self._merge(spark, name, df, mode, txn, merge_schema)
@@ -259,6 +273,11 @@ class Warehouse:
                 if sort_by_day is not None:
                     # A global sort: each file then holds a run of consecutive days.
                     df = df.orderBy(sort_by_day)
+                if observe:
+                    # Above the sort: the sort's sampling pass runs the plan below it, and an
+                    # observation there would count its rows twice.
+                    observation = Observation(f"write {uuid.uuid4().hex}")
+                    df = df.observe(observation, *[metric.alias(name) for name, metric in observe.items()])
                 writer = (
                     df.write.format("delta")
                     .mode("append" if isinstance(mode, Append | IngestNewFiles) else "overwrite")
@@ -270,7 +289,8 @@ class Warehouse:
                 if days is not None:
                     writer = writer.option("replaceWhere", days.condition)
                 self._save(spark, writer, name)
-        return self._commit_of(spark, name, txn.tag)
+        commit = self._commit_of(spark, name, txn.tag)
+        return replace(commit, observed=_observed(observation)) if observation is not None else commit
 
     def _merge(self, spark: SparkSession, name: str, df: DataFrame, mode: Merge, txn: WriteTxn,
                merge_schema: bool) -> None:
@@ -368,6 +388,19 @@ class Warehouse:
 def landing_files_of(rows: DataFrame) -> set[LandingFile]:
     """The landing files that ingested `rows` came from (their SOURCE_COLUMNS)."""
     return {LandingFile(*row) for row in rows.select(*SOURCE_COLUMNS).distinct().collect()}
+
+
+def _observed(observation: Observation) -> dict[str, Any] | None:
+    """The metrics `observation` took during a write; None when the write did not run its query
+    (Delta skipped it) or, on a classic session, did not hand them over within _OBSERVED_WAIT_SECONDS."""
+    if is_remote():  # Spark Connect returns them with the write's result: {} if it had none
+        return observation.get or None
+    # A classic session's Observation.get waits for the query, for ever if it never ran.
+    metrics: dict[str, Any] = {}
+    waiting = threading.Thread(target=lambda: metrics.update(observation.get), daemon=True)
+    waiting.start()
+    waiting.join(_OBSERVED_WAIT_SECONDS)
+    return dict(metrics) or None
 
 
 @contextmanager

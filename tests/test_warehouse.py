@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from pyspark.sql import functions as F
+
 from jobs.table import Append, Merge, Overwrite
 from jobs.warehouse import Days, Warehouse, WriteTxn
 
@@ -61,6 +63,24 @@ def test_a_repeated_write_commits_once(warehouse, schema, spark):
 
     assert repeated == first
     assert warehouse.read_table(spark, people, warehouse.latest_version(spark, people)).count() == 1
+
+
+def test_a_write_observes_each_row_it_writes_once_and_nothing_when_delta_skips_it(warehouse, schema, spark):
+    day = dt.date.fromisoformat
+    sales = f"{schema}.sales"
+    rows = spark.createDataFrame([(day("2024-01-02"), 1), (day("2024-01-01"), None), (day("2024-01-02"), 3)],
+                                 "sold_on date, amount int")
+    metrics = {"rows": F.count(F.lit(1)), "no_amount": F.count_if(F.col("amount").isNull()),
+               "days": F.collect_set("sold_on")}
+    warehouse.write(spark, sales, rows.limit(0), Overwrite(), WriteTxn("run 0"))
+
+    # Sorted by day: the sort's sampling pass must not count the rows a second time.
+    written = warehouse.write(spark, sales, rows, Append(), WriteTxn("run 1"), sort_by_day="sold_on", observe=metrics)
+    repeated = warehouse.write(spark, sales, rows, Append(), WriteTxn("run 1"), sort_by_day="sold_on", observe=metrics)
+
+    assert (written.observed["rows"], written.observed["no_amount"]) == (3, 1)
+    assert sorted(written.observed["days"]) == [day("2024-01-01"), day("2024-01-02")]
+    assert repeated.version == written.version and repeated.observed is None
 
 
 def test_reading_a_table_that_was_never_written_names_it(warehouse, schema, spark):

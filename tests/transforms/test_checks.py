@@ -1,6 +1,8 @@
 """Declared checks on small DataFrames: what passes, what fails, and what a failure reports."""
 
-from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique, evaluate_checks
+from pyspark.sql import Observation
+
+from jobs.checks import AcceptedValues, MinRows, NotNull, SchemaContract, Unique, check_metrics, evaluate_checks
 
 
 def orders(spark, rows):
@@ -63,3 +65,17 @@ def test_appended_rows_are_checked_against_the_earlier_rows_keys_not_their_value
     assert accepted.passed and accepted.checked == "the rows appended"  # the earlier "X" is not counted again
     assert min_rows.passed and min_rows.checked == "every row"
     assert not_null.failing_count == 1 and not_null.samples == [{"o_orderkey": 5, "o_orderstatus": None}]
+
+
+def test_checks_take_the_counts_observed_while_writing_and_count_uniques_after(spark):
+    df = orders(spark, [(1, None), (1, "O"), (2, "F")])
+    checks = (NotNull(("o_orderstatus",)), Unique(("o_orderkey",)), MinRows(4))
+    observation = Observation("the write")
+    df.observe(observation, *[metric.alias(name) for name, metric in check_metrics(checks).items()]).collect()
+
+    rows, (not_null, unique, min_rows) = evaluate_checks(df, checks, observed=observation.get)
+
+    assert rows == 3
+    assert not_null.failing_count == 1 and not_null.samples == [{"o_orderkey": 1, "o_orderstatus": None}]
+    assert unique.failing_count == 1 and unique.samples == [{"o_orderkey": 1, "count": 2}]
+    assert not min_rows.passed
