@@ -15,7 +15,6 @@ the rows of the appended days), and MinRows counts it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -152,18 +151,20 @@ class SchemaContract:
 Check = NotNull | Unique | MinRows | AcceptedValues | SchemaContract
 
 
-def check_metrics(checks: tuple[Check, ...], dates: tuple[str, ...] = ()) -> dict[str, Column]:
+def check_metrics(checks: tuple[Check, ...], appended_dates: tuple[str, ...] | None = None) -> dict[str, Column]:
     """The aggregates over the rows to check that one pass can take as they are written (Spark's
-    DataFrame.observe, which refuses distinct counts): the row count, the failing count of each
-    check that counts rows alone, and the set of values of each column in `dates` and of each
-    Unique's day. `evaluate_checks` takes their values as `observed`."""
+    DataFrame.observe, which refuses distinct counts): the row count and the failing count of
+    each check that counts rows alone. With `appended_dates` (the rows are appended to a table),
+    also the set of values of each of those columns and of each Unique's day, which only an
+    append's checks and touched days read. `evaluate_checks` takes their values as `observed`."""
     metrics = {"rows": F.count(F.lit(1))}
     for i, check in enumerate(checks):
         if isinstance(check, NotNull | AcceptedValues):
             metrics[f"check_{i}"] = check.failing_count()
-    days = [check.day for check in checks if isinstance(check, Unique) and check.day is not None]
-    for column in sorted({*dates, *days}):
-        metrics[dates_metric(column)] = F.collect_set(column)
+    if appended_dates is not None:
+        days = [check.day for check in checks if isinstance(check, Unique) and check.day is not None]
+        for column in sorted({*appended_dates, *days}):
+            metrics[dates_metric(column)] = F.collect_set(column)
     return metrics
 
 
@@ -188,25 +189,20 @@ def evaluate_checks(df: DataFrame, checks: tuple[Check, ...], table: DataFrame |
     files' statistics, and keeps its snapshot for the next reads.
     """
     if observed is None:
-        metrics = check_metrics(checks)
+        metrics = check_metrics(checks, () if table is not None else None)
         if table is None:  # Unique's repeats in the same pass
             metrics |= {f"check_{i}": _repeats(check) for i, check in enumerate(checks) if isinstance(check, Unique)}
         observed = df.agg(*[metric.alias(name) for name, metric in metrics.items()]).first().asDict()
-    # The table's count runs beside the Unique lookups: each is mostly a wait on the server.
-    with ThreadPoolExecutor(max_workers=1) as beside:
-        counting = beside.submit(table.count) if table is not None else None
-        failing, checked = {}, {}
-        for i, check in enumerate(checks):
-            failing[i], checked[i] = observed.get(f"check_{i}", 0), df
-            if isinstance(check, Unique):
-                if table is not None:
-                    checked[i] = _sharing_a_key(check, df, table, observed)
-                if table is not None or f"check_{i}" not in observed:
-                    failing[i] = checked[i].agg(_repeats(check)).first()[0]
-        rows = counting.result() if counting is not None else observed["rows"]
+    rows = observed["rows"] if table is None else table.count()
     outcomes = []
     for i, check in enumerate(checks):
-        outcome = check.outcome(checked[i], failing[i], rows)
+        failing, checked = observed.get(f"check_{i}", 0), df
+        if isinstance(check, Unique):
+            if table is not None:
+                checked = _sharing_a_key(check, df, table, observed)
+            if table is not None or f"check_{i}" not in observed:
+                failing = checked.agg(_repeats(check)).first()[0]
+        outcome = check.outcome(checked, failing, rows)
         if table is not None and not isinstance(check, (MinRows, SchemaContract)):
             outcome = replace(outcome, checked="the rows appended" + (
                 "" if not isinstance(check, Unique) else " and the earlier rows sharing their key"

@@ -148,7 +148,8 @@ def _build(
     if days is not None:
         result = days.select(result)
     # What the checks and the days touched count of the rows, taken as they are written.
-    metrics = check_metrics(table.checks, _touched_columns(table, declarations) if new_landing is not None else ())
+    appending = new_landing is not None and not full_refresh
+    metrics = check_metrics(table.checks, _touched_columns(table, declarations) if appending else None)
     try:
         commit = warehouse.write(spark, table.name, result, mode, txn, merge_schema=table.schema_evolution,
                                  days=days, change_feed=isinstance(table.write, IngestNewFiles),
