@@ -27,7 +27,12 @@ def upkeep_when_due(spark: SparkSession, warehouse: Warehouse, name: str, versio
     compact the table's small files (if `compact`), then VACUUM it; whether it ran."""
     if version == 0 or version % UPKEEP_EVERY_COMMITS:
         return False
+    upkeep(spark, warehouse, name, compact)
+    return True
+
+
+def upkeep(spark: SparkSession, warehouse: Warehouse, name: str, compact: bool) -> None:
+    """Compact table `name`'s small files (if `compact`), then VACUUM it."""
     if compact:
         warehouse.compact(spark, name)
     warehouse.vacuum(spark, name)
-    return True

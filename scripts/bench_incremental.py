@@ -11,8 +11,9 @@ ran (ServerReads), the landing bytes ingested (the job's report), and their rati
 On the long history, then `scripts.update --full-refresh` (timed: every table from all its
 inputs) and the floor of a day on this machine, each for a day landed after those passes:
 `make update` with nothing new (the update's fixed cost); the day's builds as their jobs do
-them, in one Spark session (no Dagster); and the day's bare commits, also in one session (each
-table's new rows read, transformed and written, nothing else).
+them, in one Spark session (no Dagster); the day's bare commits, also in one session (each
+table's new rows read, transformed and written, nothing else); and the upkeep that a job adds
+after every tenth commit of its table (jobs/upkeep.py), for each of the day's tables.
 
 Ends with `read amplification, full history`, `day bytes read per landed byte, full ÷ short
 history` and `incremental/full wall ratio at SF <scale factor>`. With Debian's `strace`, the first
@@ -39,10 +40,12 @@ import dagster as dg
 import psutil
 
 from jobs.contract import BuildReport, SparkTarget, day_ranges
+from jobs.ingestion_record import record_name
 from jobs.landing_files import list_landing, read_with_source
 from jobs.registry import Declarations, build_order, discover
 from jobs.runtime import build_table, rows_of_days, spark_session
 from jobs.table import REJECT_COLUMN, IngestNewFiles, LandingFiles, Table
+from jobs.upkeep import UPKEEP_EVERY_COMMITS, upkeep
 from jobs.warehouse import Days, Warehouse
 from resources.paths import PROJECT_DIR
 from resources.spark_server import LocalSparkServer
@@ -221,8 +224,20 @@ def _floor(root: Path, env: dict[str, str]) -> float:
             build(spark, warehouse, declarations, table, day)
         seconds[build] = time.monotonic() - started
         print(f"  {label}, one Spark session, {day}: {seconds[build]:.1f} s")
+    started = time.monotonic()
+    for table in day_tables:
+        _upkeep(spark, warehouse, table)
+    print(f"  the day's tables' upkeep (jobs/upkeep.py, after every {UPKEEP_EVERY_COMMITS}th commit), "
+          f"one Spark session: {time.monotonic() - started:.1f} s")
     spark.stop()
     return nothing_new + seconds[_bare_commit]
+
+
+def _upkeep(spark, warehouse: Warehouse, table: Table) -> None:
+    """What a job's upkeep does to `table` and its record of ingested files, whenever it is due."""
+    upkeep(spark, warehouse, table.name, compact=table.clustered_by_day is not None)
+    if isinstance(table.write, IngestNewFiles):
+        upkeep(spark, warehouse, record_name(table.name), compact=False)
 
 
 def _build_as_job(spark, warehouse: Warehouse, declarations: Declarations, table: Table, day: date) -> None:
