@@ -68,8 +68,8 @@ def shared_spark_conf(shuffle_partitions: int, threads: int) -> dict[str, str]:
     """The settings every local Spark has, a job's own JVM or the warm server: Delta's session
     extensions, UTC timestamps, no UI or console progress bar, the driver on 127.0.0.1 only,
     `shuffle_partitions` for Spark's shuffles (its 200 default costs more in task overhead than
-    it saves at this size), one partition per thread for Delta's snapshot state and VACUUM's file listing, and Python
-    UDFs that do not hang on file input."""
+    it saves at this size), one partition per thread for Delta's snapshot state and VACUUM's
+    file listing, and Python UDFs that do not hang on file input."""
     return {
         **DELTA_EXTENSIONS,
         # With Spark 4.2's default (true), an Arrow-optimized Python UDF whose input comes from
@@ -85,7 +85,7 @@ def shared_spark_conf(shuffle_partitions: int, threads: int) -> dict[str, str]:
         # 0.28 s with one task per thread against 0.37 s with 4 tasks on 2 threads.
         "spark.databricks.delta.snapshotPartitions": str(threads),
         # VACUUM lists and deletes files in this many tasks: at Spark's default, 10,000 tasks,
-        # a VACUUM of even a one-file table took 20-40 s on 2 threads (0.8 s with one per thread).
+        # a VACUUM of even a one-file table took 20-40 s on 2 threads (1-1.5 s with one per thread).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(threads),
         **BOUNDED_HEAP_CONF,
         "spark.ui.enabled": "false",
